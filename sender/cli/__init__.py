@@ -1,0 +1,67 @@
+"""The ``newsletter`` command: a thin shell over the library.
+
+Each command lives in its own module here, parses options, calls the library
+and prints. Library errors (ProblemsError, WorkspaceNotFound, …) become one
+clear message and an exit code; no traceback reaches the user for anything
+they could have caused.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from .common import EXIT_USAGE, console_err
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Newsletter folder (holding newsletter.toml). Default: the current folder or the "
+    "nearest one above it.",
+)
+@click.version_option(__version__, prog_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None) -> None:
+    """Write a newsletter issue once, send each list its own sections.
+
+    \b
+    A newsletter folder holds:
+      newsletter.toml   who it is from, where the archive lives, how to send
+      newsletters/      one YAML file per issue
+      templates/        the looks (blog, briefing)
+      recipients/       one CSV file per list (headteachers.csv, …)
+
+    \b
+    Typical use:
+      newsletter check newsletters/*.yaml
+      newsletter build newsletters/2025-02-13-blog.yaml
+      newsletter send newsletters/2025-02-13-blog.yaml --list headteachers
+    """
+    ctx.obj = workspace
+
+
+def _register() -> None:
+    from . import build, check, lists, send
+
+    for module in (check, build, lists, send):
+        cli.add_command(module.command)
+
+
+def main() -> None:
+    _register()
+    try:
+        cli.main(prog_name="newsletter", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        console_err.print("Stopped.")
+        sys.exit(EXIT_USAGE + 128)
+
+
+_register()

@@ -1,0 +1,59 @@
+"""What every command shares: finding the workspace and showing problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from ..config import Config, WorkspaceNotFound, find_workspace, load_config
+from ..problems import Problem, ProblemsError
+
+EXIT_OK = 0
+EXIT_INPUT = 1
+EXIT_USAGE = 2
+
+console = Console(highlight=False)
+console_err = Console(stderr=True, highlight=False)
+
+
+class InputError(click.ClickException):
+    """The user's files have errors: exit 1, after they were printed."""
+
+    exit_code = EXIT_INPUT
+
+    def show(self, file: object = None) -> None:
+        if self.message:
+            console_err.print(f"[red]Error:[/red] {escape(self.message)}")
+
+
+def workspace_config(ctx: click.Context) -> Config:
+    """Load the workspace named by --workspace or found above the current folder."""
+    root = ctx.find_root().obj
+    try:
+        folder = Path(root) if root else find_workspace()
+        return load_config(folder.resolve())
+    except WorkspaceNotFound as exc:
+        raise click.UsageError(str(exc)) from None
+    except ProblemsError as exc:
+        show_problems(exc.problems)
+        raise InputError("newsletter.toml has errors; fix them and run the command again.") from None
+
+
+def show_problems(problems: Iterable[Problem], root: Path | None = None) -> None:
+    for p in problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        where = p.where
+        if root is not None:
+            try:
+                where = where.replace(str(root) + "/", "", 1)
+            except ValueError:
+                pass
+        console_err.print(
+            f"{escape(where)}: [{colour}]{p.severity}[/{colour}]: {escape(p.message)}"
+        )
+        if p.hint:
+            console_err.print(f"    hint: {escape(p.hint)}")

@@ -1,0 +1,35 @@
+"""The hand-off between render and message: one rendered audience set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVERYONE = "everyone"
+
+
+def audience_key(audiences: frozenset[str]) -> str:
+    """'everyone', 'headteachers' or 'headteachers+managers': stable, file-name safe."""
+    return "+".join(sorted(audiences)) if audiences else EVERYONE
+
+
+@dataclass(frozen=True)
+class Variant:
+    """HTML and text for one set of audiences, placeholders still in place.
+
+    ``audiences`` empty means everyone (every section). Placeholders appear in
+    ``subject``, ``html`` and ``text`` in canonical form (see placeholders.py)
+    and are filled per recipient by the message stage.
+    """
+
+    slug: str
+    audiences: frozenset[str]
+    subject: str
+    preheader: str | None
+    html: str
+    text: str
+    fields: frozenset[str]  # placeholder field names used anywhere in this variant
+    required: frozenset[str]  # those used at least once without a default
+
+    @property
+    def key(self) -> str:
+        return audience_key(self.audiences)
