@@ -40,7 +40,13 @@ class Placeholder:
     def canonical(self) -> str:
         if self.default is None:
             return "{{ " + self.field + " }}"
-        return "{{ " + self.field + " | default(" + json.dumps(self.default, ensure_ascii=False) + ") }}"
+        return (
+            "{{ "
+            + self.field
+            + " | default("
+            + json.dumps(self.default, ensure_ascii=False)
+            + ") }}"
+        )
 
     def value(self, fields: Mapping[str, str]) -> str | None:
         """The recipient's value, else the default, else None (a missing field)."""

@@ -49,9 +49,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import build, check, lists, send
+    from . import build, check
 
-    for module in (check, build, lists, send):
+    for module in (check, build):
         cli.add_command(module.command)
 
 

@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ..config import Config, WorkspaceNotFound, find_workspace, load_config
+from ..config import Config, WorkspaceNotFound
 from ..problems import Problem, ProblemsError
+from ..workspace import Workspace
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -30,17 +31,22 @@ class InputError(click.ClickException):
             console_err.print(f"[red]Error:[/red] {escape(self.message)}")
 
 
-def workspace_config(ctx: click.Context) -> Config:
-    """Load the workspace named by --workspace or found above the current folder."""
+def open_workspace(ctx: click.Context) -> Workspace:
+    """The workspace named by --workspace, or found at or above the current folder."""
     root = ctx.find_root().obj
     try:
-        folder = Path(root) if root else find_workspace()
-        return load_config(folder.resolve())
+        return Workspace.open(Path(root) if root else None)
     except WorkspaceNotFound as exc:
         raise click.UsageError(str(exc)) from None
     except ProblemsError as exc:
         show_problems(exc.problems)
-        raise InputError("newsletter.toml has errors; fix them and run the command again.") from None
+        raise InputError(
+            "newsletter.toml has errors; fix them and run the command again."
+        ) from None
+
+
+def workspace_config(ctx: click.Context) -> Config:
+    return open_workspace(ctx).config
 
 
 def show_problems(problems: Iterable[Problem], root: Path | None = None) -> None:
@@ -48,10 +54,7 @@ def show_problems(problems: Iterable[Problem], root: Path | None = None) -> None
         colour = "red" if p.severity == "error" else "yellow"
         where = p.where
         if root is not None:
-            try:
-                where = where.replace(str(root) + "/", "", 1)
-            except ValueError:
-                pass
+            where = where.replace(str(root) + "/", "", 1)
         console_err.print(
             f"{escape(where)}: [{colour}]{p.severity}[/{colour}]: {escape(p.message)}"
         )

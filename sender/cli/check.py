@@ -1,0 +1,65 @@
+"""newsletter check: every problem in one or more issues, errors and warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..problems import Problem, ProblemsError
+from ..render import audience_sets
+from ..workspace import Workspace
+from .common import InputError, console, open_workspace, show_problems
+
+
+def check_issue(ws: Workspace, path: Path) -> list[Problem]:
+    """Load, render every variant and lint; all problems, nothing raised."""
+    try:
+        issue = ws.load_issue(path)
+        variants = ws.renderer.variants(issue, audience_sets([], ws.lists))
+    except ProblemsError as exc:
+        return exc.problems
+    from ..lint import lint
+
+    columns = ws.list_columns()
+    sizes = ws.list_sizes()
+    return lint(issue, variants, file=ws.display(path), list_sizes=sizes, columns=columns)
+
+
+@click.command("check")
+@click.argument("issues", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (for automated checks).")
+@click.pass_context
+def command(ctx: click.Context, issues: tuple[Path, ...], strict: bool) -> None:
+    """Check issues for mistakes before anyone sees them.
+
+    Reports every problem at once as FILE:LINE:COL with a hint on how to fix
+    it: unknown or misspelt keys, missing alt text, bad dates and links,
+    audiences that are not lists, placeholders that cannot be filled. It also
+    warns about things worth a second look: a subject too long for inboxes,
+    HTML big enough for Gmail to clip, vague link texts, http: links.
+
+    Exit status: 0 when there are no errors (warnings alone are fine, unless
+    --strict), 1 when there are errors.
+
+    \b
+    Examples:
+      newsletter check newsletters/*.yaml
+      newsletter check --strict newsletters/2025-02-13-steve-kay-blog.yaml
+    """
+    ws = open_workspace(ctx)
+    errors = warnings = 0
+    for path in issues:
+        problems = check_issue(ws, path)
+        show_problems(problems)
+        file_errors = sum(p.severity == "error" for p in problems)
+        file_warnings = len(problems) - file_errors
+        errors += file_errors
+        warnings += file_warnings
+        if not problems:
+            console.print(f"{ws.display(path)}: [green]ok[/green]")
+    if errors or (strict and warnings):
+        counted = f"{errors} error(s)" + (f" and {warnings} warning(s)" if warnings else "")
+        raise InputError(f"{counted} found; nothing was built or sent.")
+    if warnings:
+        console.print(f"{warnings} warning(s); no errors.")

@@ -1,0 +1,517 @@
+"""newsletters/*.yaml -> Issue: schema, line numbers, did-you-mean.
+
+PyYAML's ``compose`` keeps every node's line and column, so each problem can
+point at the exact place in the file. Scalars are read as the text the user
+wrote and converted by our schema, never by YAML's own guessing (no
+``no`` -> False, no ``1.10`` -> 1.1 surprises).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from . import placeholders
+from .problems import Problems, ProblemsError, did_you_mean
+from .variant import EVERYONE
+
+Position = tuple[int, int]  # 1-based line and column
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str
+    href: str | None = None
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    body: str = ""
+    image: Image | None = None
+    button: Button | None = None
+    audiences: tuple[str, ...] = ()  # empty: everyone
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: Path
+    slug: str
+    title: str
+    date: dt.date
+    sections: tuple[Section, ...]
+    subject: str = ""
+    preheader: str | None = None
+    subtitle: str | None = None
+    template: str = "newsletter"
+    numbered: bool = False
+    author: Author | None = None
+    greeting: str | None = None
+    intro: str | None = None
+    sign_off: str | None = None
+    # Where each value was written ("sections[2].button.url" -> line, col), so
+    # later checks (lint) can point at it too.
+    positions: Mapping[str, Position] = field(default_factory=dict, compare=False)
+
+    def sections_for(self, audiences: frozenset[str]) -> tuple[Section, ...]:
+        """Sections meant for this audience set; an empty set means everyone."""
+        if not audiences or EVERYONE in audiences:
+            return self.sections
+        return tuple(s for s in self.sections if not s.audiences or audiences & set(s.audiences))
+
+    def texts(self) -> list[tuple[str, str]]:
+        """Every piece of text that may hold placeholders, with its position key."""
+        out: list[tuple[str, str]] = [("subject", self.subject)]
+        for key in ("preheader", "greeting", "intro", "sign_off", "subtitle"):
+            value = getattr(self, key)
+            if value:
+                out.append((key, value))
+        for i, s in enumerate(self.sections):
+            out.append((f"sections[{i}].heading", s.heading))
+            out.append((f"sections[{i}].body", s.body))
+            if s.button:
+                out.append((f"sections[{i}].button.label", s.button.label))
+                out.append((f"sections[{i}].button.url", s.button.url))
+        return out
+
+
+TOP_KEYS = (
+    "title",
+    "date",
+    "subject",
+    "preheader",
+    "subtitle",
+    "template",
+    "numbered",
+    "author",
+    "greeting",
+    "intro",
+    "sections",
+    "sign_off",
+)
+SECTION_KEYS = ("heading", "body", "image", "button", "audiences")
+AUTHOR_KEYS = ("name", "role")
+IMAGE_KEYS = ("src", "alt", "href")
+BUTTON_KEYS = ("label", "url")
+_SLUG_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def slug_for(path: Path) -> str:
+    """The file name without .yaml, safe for file names, URLs and Message-IDs."""
+    slug = _SLUG_BAD.sub("-", path.stem.lower()).strip("-")
+    return slug or "issue"
+
+
+def load_issue(
+    path: Path,
+    *,
+    templates: Collection[str] | None = None,
+    lists: Collection[str] | None = None,
+    display: str | None = None,
+) -> Issue:
+    """Read and validate one issue; raise ProblemsError with every problem found.
+
+    ``templates`` and ``lists`` are the names that exist in the workspace; when
+    given, unknown names are errors with a did-you-mean. ``display`` is how
+    the file is named in messages (default: the path as given).
+    """
+    reader = _Reader(display or str(path), templates, lists)
+    issue = reader.read(path)
+    reader.problems.raise_if_errors()
+    assert issue is not None
+    return issue
+
+
+class _Reader:
+    def __init__(
+        self, file: str, templates: Collection[str] | None, lists: Collection[str] | None
+    ) -> None:
+        self.file = file
+        self.templates = templates
+        self.lists = lists
+        self.problems = Problems()
+        self.positions: dict[str, Position] = {}
+
+    # -- reporting ---------------------------------------------------------
+    def error(self, node: yaml.Node | None, message: str, hint: str | None = None) -> None:
+        line, col = _pos(node) if node is not None else (None, None)
+        self.problems.error(self.file, line, col, message, hint)
+
+    def warning(self, node: yaml.Node | None, message: str, hint: str | None = None) -> None:
+        line, col = _pos(node) if node is not None else (None, None)
+        self.problems.warning(self.file, line, col, message, hint)
+
+    # -- top level -----------------------------------------------------------
+    def read(self, path: Path) -> Issue | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.problems.error(
+                self.file,
+                None,
+                None,
+                "file not found",
+                "check the name; issues live in newsletters/",
+            )
+            return None
+        except OSError as exc:
+            self.problems.error(self.file, None, None, f"cannot be read: {exc.strerror}")
+            return None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            self.problems.error(
+                self.file,
+                line,
+                col,
+                f"is not UTF-8 text (byte 0x{data[exc.start]:02x} here)",
+                "save the file as UTF-8 in your editor (in Notepad: Save As, Encoding: UTF-8)",
+            )
+            return None
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            self._yaml_error(exc, text)
+            return None
+        except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+            self.problems.error(self.file, None, None, f"is not valid YAML: {exc}")
+            return None
+        if root is None:
+            self.problems.error(
+                self.file, 1, 1, "the file is empty", "start from a shipped issue in newsletters/"
+            )
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            self.error(root, "an issue must be a set of 'key: value' lines (title:, date:, …)")
+            return None
+        top = self.mapping(root, TOP_KEYS, "", required=("title", "date", "sections"))
+
+        title = self.text(top.get("title"), "title", required=True)
+        date = self.date(top.get("date"))
+        template = self.text(top.get("template"), "template") or "newsletter"
+        if self.templates is not None and template not in self.templates and "template" in top:
+            self.error(
+                top["template"],
+                f"there is no template called '{template}'",
+                did_you_mean(template, self.templates)
+                or f"templates are: {', '.join(sorted(self.templates))}",
+            )
+        author = self.author(top.get("author"))
+        sections = self.sections(top.get("sections"))
+        issue = Issue(
+            path=path,
+            slug=slug_for(path),
+            title=title or "",
+            date=date or dt.date(1970, 1, 1),
+            subject=self.text(top.get("subject"), "subject") or title or "",
+            preheader=self.text(top.get("preheader"), "preheader"),
+            subtitle=self.text(top.get("subtitle"), "subtitle"),
+            template=template,
+            numbered=self.boolean(top.get("numbered"), "numbered"),
+            author=author,
+            greeting=self.text(top.get("greeting"), "greeting"),
+            intro=self.text(top.get("intro"), "intro"),
+            sections=tuple(sections),
+            sign_off=self.text(top.get("sign_off"), "sign_off"),
+            positions=self.positions,
+        )
+        return issue
+
+    def _yaml_error(self, exc: yaml.MarkedYAMLError, text: str) -> None:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problem = exc.problem or "is not valid YAML"
+        hint = "check the indentation and that every 'key:' has a space after the colon"
+        lines = text.splitlines()
+        line_text = lines[mark.line] if mark and mark.line < len(lines) else ""
+        leading = line_text[: len(line_text) - len(line_text.lstrip())]
+        if "\t" in problem or "\t" in leading:
+            problem = "a tab character is used for indentation"
+            hint = "YAML needs spaces, not tabs: replace each tab with spaces"
+        elif "mapping values are not allowed" in problem:
+            problem = "a ':' here makes YAML read a new 'key: value'"
+            hint = "put the whole text in quotes, or use 'body: |' and the text on the next lines"
+        elif "could not find expected ':'" in problem:
+            hint = "a line is missing 'key: value', or the indentation of this block is off"
+        self.problems.error(self.file, line, col, f"not valid YAML: {problem}", hint)
+
+    # -- shapes --------------------------------------------------------------
+    def mapping(
+        self,
+        node: yaml.MappingNode,
+        allowed: tuple[str, ...],
+        where: str,
+        required: tuple[str, ...] = (),
+    ) -> dict[str, yaml.Node]:
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            path = f"{where}.{key}" if where else key
+            if key in out:
+                self.error(key_node, f"'{key}' is given twice", "keep one of them")
+                continue
+            if key not in allowed:
+                hint = did_you_mean(key, allowed) or f"allowed here: {', '.join(allowed)}"
+                self.error(
+                    key_node, f"unknown key '{key}'" + (f" in {where}" if where else ""), hint
+                )
+                continue
+            out[key] = value_node
+            self.positions[path] = _pos(value_node)
+        for key in required:
+            if key not in out:
+                place = f"{where} " if where else ""
+                self.error(node, f"{place}is missing '{key}'".strip(), f"add a line '{key}: …'")
+        return out
+
+    def text(self, node: yaml.Node | None, what: str, *, required: bool = False) -> str | None:
+        if node is None:
+            return None
+        if not isinstance(node, yaml.ScalarNode):
+            self.error(node, f"{what} must be text, not a {_kind(node)}", _quote_hint(what))
+            return None
+        if node.tag == "tag:yaml.org,2002:null" or node.value.strip() == "":
+            if required:
+                self.error(node, f"{what} is empty", f"write the {what} after '{what}:'")
+            return None
+        value = str(node.value)
+        self.check_placeholders(node, value, what)
+        return value
+
+    def check_placeholders(self, node: yaml.ScalarNode, value: str, what: str) -> None:
+        _, bad = placeholders.scan(value)
+        for problem in bad:
+            line, col = _offset_pos(node, value, problem.offset)
+            self.problems.error(self.file, line, col, f"{what}: {problem.message}", problem.hint)
+
+    def date(self, node: yaml.Node | None) -> dt.date | None:
+        if node is None:
+            return None
+        raw = node.value if isinstance(node, yaml.ScalarNode) else None
+        try:
+            if raw is None:
+                raise ValueError
+            return dt.date.fromisoformat(str(raw).strip())
+        except ValueError:
+            self.error(
+                node,
+                f"date '{raw}' is not a date we can read" if raw else "date must be a date",
+                "write it as YYYY-MM-DD, e.g. 2025-02-13",
+            )
+            return None
+
+    def boolean(self, node: yaml.Node | None, what: str) -> bool:
+        if node is None:
+            return False
+        raw = str(node.value).strip().lower() if isinstance(node, yaml.ScalarNode) else ""
+        if raw in ("true", "yes", "on"):
+            return True
+        if raw in ("false", "no", "off"):
+            return False
+        self.error(node, f"{what} must be true or false")
+        return False
+
+    def author(self, node: yaml.Node | None) -> Author | None:
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode):  # "author: Steve Kay" is a fine shorthand
+            name = self.text(node, "author")
+            return Author(name) if name else None
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, "author must be {name: …, role: …}")
+            return None
+        values = self.mapping(node, AUTHOR_KEYS, "author", required=("name",))
+        name = self.text(values.get("name"), "author name", required=True)
+        role = self.text(values.get("role"), "author role")
+        return Author(name, role) if name else None
+
+    def sections(self, node: yaml.Node | None) -> list[Section]:
+        if node is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.error(
+                node,
+                f"sections must be a list, not a {_kind(node)}",
+                "start each section with '- heading: …' on its own line",
+            )
+            return []
+        if not node.value:
+            self.error(node, "sections is empty", "add at least one '- heading: …' with a body")
+            return []
+        out = []
+        for i, item in enumerate(node.value):
+            where = f"sections[{i}]"
+            label = f"section {i + 1}"
+            if not isinstance(item, yaml.MappingNode):
+                self.error(
+                    item, f"{label} must be 'heading:', 'body:' and so on, not a {_kind(item)}"
+                )
+                continue
+            values = self.mapping(item, SECTION_KEYS, where, required=("heading",))
+            heading = self.text(values.get("heading"), f"{label} heading", required=True)
+            body = self.text(values.get("body"), f"{label} body") or ""
+            image = self.image(values.get("image"), where, label)
+            button = self.button(values.get("button"), where, label)
+            audiences = self.audiences(values.get("audiences"), label)
+            out.append(Section(heading or "", body, image, button, audiences))
+        return out
+
+    def image(self, node: yaml.Node | None, where: str, label: str) -> Image | None:
+        if node is None:
+            return None
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, f"{label} image must be {{src: …, alt: …}}")
+            return None
+        values = self.mapping(node, IMAGE_KEYS, f"{where}.image", required=("src",))
+        src = self.text(values.get("src"), f"{label} image src", required=True)
+        alt_node = values.get("alt")
+        alt = self.text(alt_node, f"{label} image alt") if alt_node is not None else None
+        if not alt:
+            self.error(
+                alt_node or node,
+                f"{label} image has no alt text",
+                "add alt: describing the picture for people who cannot see it",
+            )
+        if src and urlsplit(src).scheme not in ("", "https", "http"):
+            self.error(values["src"], f"{label} image src '{src}' is not a web address or a file")
+        href = self.url(values.get("href"), f"{label} image link")
+        return Image(src, alt or "", href) if src else None
+
+    def button(self, node: yaml.Node | None, where: str, label: str) -> Button | None:
+        if node is None:
+            return None
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, f"{label} button must be {{label: …, url: …}}")
+            return None
+        values = self.mapping(node, BUTTON_KEYS, f"{where}.button", required=("label", "url"))
+        text = self.text(values.get("label"), f"{label} button label", required=True)
+        url = self.url(values.get("url"), f"{label} button url")
+        return Button(text, url) if text and url else None
+
+    def url(self, node: yaml.Node | None, what: str) -> str | None:
+        value = self.text(node, what)
+        if value is None:
+            return None
+        plain = placeholders.PLACEHOLDER.sub("x", value)
+        parts = urlsplit(plain)
+        ok = (parts.scheme in ("https", "http") and "." in parts.netloc) or (
+            parts.scheme == "mailto" and "@" in parts.path
+        )
+        if not ok or any(c.isspace() for c in plain):
+            self.error(
+                node,
+                f"{what} '{value}' is not a web address",
+                "write the full address, starting with https:// (or mailto: for email)",
+            )
+            return None
+        return value
+
+    def audiences(self, node: yaml.Node | None, label: str) -> tuple[str, ...]:
+        if node is None:
+            return ()
+        items = [node] if isinstance(node, yaml.ScalarNode) else node.value
+        if not isinstance(node, yaml.ScalarNode | yaml.SequenceNode):
+            self.error(node, f"{label} audiences must be a list like [headteachers, managers]")
+            return ()
+        names = []
+        for item in items:
+            if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
+                self.error(item, f"{label} audiences must be list names")
+                continue
+            name = str(item.value).strip()
+            if name == EVERYONE:
+                self.error(
+                    item,
+                    f"{label}: '{EVERYONE}' is not needed in audiences",
+                    "leave 'audiences' out and the section goes to everyone",
+                )
+                continue
+            if self.lists is not None and name not in self.lists:
+                self.error(
+                    item,
+                    f"{label}: there is no list called '{name}'",
+                    did_you_mean(name, self.lists)
+                    or (
+                        f"lists are the CSV files in recipients/: {', '.join(sorted(self.lists))}"
+                        if self.lists
+                        else "add recipients/<name>.csv first"
+                    ),
+                )
+            names.append(name)
+        return tuple(names)
+
+
+def _pos(node: yaml.Node) -> Position:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _offset_pos(node: yaml.ScalarNode, value: str, offset: int) -> Position:
+    """Line and column of ``value[offset]`` in the file, exact for '|' blocks."""
+    line, col = _pos(node)
+    before = value[:offset]
+    if node.style in ("|", ">"):
+        # The text of a block starts on the line after the '|'.
+        lines = before.split("\n")
+        indent = _block_indent(node)
+        return line + len(lines), indent + len(lines[-1]) + 1
+    quote = 1 if node.style in ("'", '"') else 0
+    if "\n" in before:
+        return line + before.count("\n"), None  # type: ignore[return-value]
+    return line, col + quote + offset
+
+
+def _block_indent(node: yaml.ScalarNode) -> int:
+    buffer = node.start_mark.buffer
+    if not buffer:
+        return 0
+    lines = buffer.split("\n")
+    for text in lines[node.start_mark.line + 1 :]:
+        if text.strip():
+            return len(text) - len(text.lstrip(" "))
+    return 0
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "set of 'key: value' lines"
+    if isinstance(node, yaml.SequenceNode):
+        return "list"
+    return "single value"
+
+
+def _quote_hint(what: str) -> str:
+    return f"write the {what} on the same line after '{what}:', in quotes if it holds ':' or '#'"
+
+
+__all__ = [
+    "Author",
+    "Button",
+    "Image",
+    "Issue",
+    "ProblemsError",
+    "Section",
+    "load_issue",
+    "slug_for",
+]

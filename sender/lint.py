@@ -1,0 +1,120 @@
+"""Check rules over an Issue and its Variants: things that are not wrong, but
+that a careful comms officer wants to know before sending."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from .issue import Issue
+from .placeholders import fill, find, split
+from .problems import Problem
+from .variant import Variant
+
+GMAIL_CLIP_BYTES = 102 * 1024
+SUBJECT_MAX = 78
+_VAGUE = re.compile(r"^\s*(click here|here|click|read more|more|this link|link)\s*[.!]?\s*$", re.I)
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(\s*([^)\s]*)")
+_HTTP = re.compile(r"http://[^\s)>\]]+")
+
+
+def lint(
+    issue: Issue,
+    variants: Sequence[Variant],
+    *,
+    file: str,
+    list_sizes: Mapping[str, int] | None = None,
+    columns: Mapping[str, set[str]] | None = None,
+) -> list[Problem]:
+    """Warnings for one issue. ``list_sizes``: valid recipients per list;
+    ``columns``: each list's column names."""
+    out: list[Problem] = []
+
+    def warn(
+        key: str | None,
+        message: str,
+        hint: str | None = None,
+        offset_text: str = "",
+        offset: int = 0,
+    ) -> None:
+        line, col = issue.positions.get(key, (None, None)) if key else (None, None)
+        if line is not None and offset_text:
+            # Point inside a multi-line block: the text starts on the next line.
+            before = offset_text[:offset]
+            line += before.count("\n") + (1 if "\n" in offset_text else 0)
+            col = None
+        out.append(Problem(file, line, col, message, hint, "warning"))
+
+    for v in variants:
+        size = len(fill(split(v.html, "html"), None).encode("utf-8"))
+        if size > GMAIL_CLIP_BYTES:
+            warn(
+                None,
+                f"the {v.key} version's HTML is {size / 1024:.0f} KB; Gmail cuts off messages "
+                f"over 102 KB behind a 'View entire message' link",
+                "shorten it, or split it into two issues",
+            )
+    if not issue.preheader:
+        warn(
+            None,
+            "no preheader: inboxes will show the first words of the email instead",
+            "add 'preheader: …', a one-line summary shown next to the subject",
+        )
+    if len(issue.subject) > SUBJECT_MAX:
+        warn(
+            "subject" if "subject" in issue.positions else "title",
+            f"the subject is {len(issue.subject)} characters; over {SUBJECT_MAX} it is cut "
+            "short in most inboxes",
+            "shorten 'subject:'",
+        )
+    for key, text in issue.texts():
+        for match in _MD_LINK.finditer(text):
+            label = match.group(1)
+            if _VAGUE.match(label):
+                warn(
+                    key,
+                    f"the link text '{label}' says nothing about where it goes",
+                    "screen-reader users hear link texts alone: name the destination instead",
+                    text,
+                    match.start(),
+                )
+        for match in _HTTP.finditer(text):
+            warn(
+                key,
+                f"'{match.group()}' uses http:, which is not encrypted",
+                "use https:// if the site supports it",
+                text,
+                match.start(),
+            )
+        if key.endswith("button.label") and _VAGUE.match(text):
+            warn(
+                key,
+                f"the button text '{text}' says nothing about where it goes",
+                "name the action, e.g. 'Book a place'",
+            )
+        if key.endswith("button.url") and text.startswith("http://"):
+            warn(key, f"'{text}' uses http:, which is not encrypted", "use https://")
+    if list_sizes is not None:
+        for i, s in enumerate(issue.sections):
+            reach = [a for a in s.audiences if list_sizes.get(a, 0) > 0]
+            if s.audiences and not reach:
+                warn(
+                    f"sections[{i}].audiences",
+                    f"section '{s.heading}' is for {', '.join(s.audiences)}, "
+                    "but no list of those names has anyone on it",
+                    "add people to the list, or change the section's audiences",
+                )
+    if columns is not None:
+        known = {"email", "name"}.union(*columns.values()) if columns else {"email", "name"}
+        seen: set[str] = set()
+        for key, text in issue.texts():
+            for _, ph in find(text):
+                if ph.field not in known and ph.field not in seen:
+                    seen.add(ph.field)
+                    warn(
+                        key,
+                        f"placeholder '{ph.field}' is not a column of any list"
+                        + (f"; everyone will see '{ph.default}'" if ph.default is not None else ""),
+                        f"columns are: {', '.join(sorted(known))}",
+                    )
+    return out

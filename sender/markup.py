@@ -1,0 +1,115 @@
+"""Markdown from the issue, as HTML for the email and as text for reading.
+
+The plain-text part is written from the Markdown itself, not scraped from the
+HTML: headings set apart, bullets kept, links as ``label (url)``, paragraphs
+wrapped at 76 columns with URLs never broken.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+
+WIDTH = 76
+
+
+@lru_cache(maxsize=1)
+def _md() -> MarkdownIt:
+    # CommonMark with raw HTML off: text in the YAML is data, never markup.
+    return MarkdownIt("commonmark", {"html": False, "typographer": False})
+
+
+def to_html(source: str) -> str:
+    return _md().render(source).strip()
+
+
+def to_inline_html(source: str) -> str:
+    """One line of Markdown without the surrounding <p>."""
+    return _md().renderInline(source)
+
+
+def to_text(source: str, width: int = WIDTH) -> str:
+    tree = SyntaxTreeNode(_md().parse(source))
+    return "\n\n".join(_blocks(tree.children, width)).rstrip()
+
+
+def wrap(text: str, width: int = WIDTH, first: str = "", rest: str = "") -> str:
+    """Wrap each hard line; long words (URLs) are never broken."""
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        out.append(
+            textwrap.fill(
+                line,
+                width=width,
+                initial_indent=first if i == 0 else rest,
+                subsequent_indent=rest,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or (first if i == 0 else rest).rstrip()
+        )
+    return "\n".join(out)
+
+
+def _blocks(nodes: list[SyntaxTreeNode], width: int) -> list[str]:
+    out: list[str] = []
+    for node in nodes:
+        text = _block(node, width)
+        if text:
+            out.append(text)
+    return out
+
+
+def _block(node: SyntaxTreeNode, width: int) -> str:
+    kind = node.type
+    if kind == "paragraph":
+        return wrap(_inline(node.children[0]), width)
+    if kind == "heading":
+        title = _inline(node.children[0])
+        return f"{title}\n{'-' * min(len(title), width)}"
+    if kind in ("bullet_list", "ordered_list"):
+        start = int(node.attrs.get("start", 1)) if kind == "ordered_list" else 1
+        items = []
+        for i, item in enumerate(node.children):
+            marker = "- " if kind == "bullet_list" else f"{start + i}. "
+            pad = " " * len(marker)
+            inner = _blocks(item.children, width - len(marker))
+            body = ("\n" if node.meta.get("tight", True) else "\n\n").join(inner)
+            lines = body.split("\n") if body else [""]
+            items.append(
+                "\n".join([marker + lines[0], *[pad + ln if ln else "" for ln in lines[1:]]])
+            )
+        return "\n".join(items)
+    if kind == "blockquote":
+        inner = "\n\n".join(_blocks(node.children, width - 2))
+        return "\n".join(("> " + ln).rstrip() for ln in inner.split("\n"))
+    if kind in ("code_block", "fence"):
+        return node.content.rstrip("\n")
+    if kind == "hr":
+        return "-" * 20
+    return "\n\n".join(_blocks(node.children, width))
+
+
+def _inline(node: SyntaxTreeNode) -> str:
+    parts: list[str] = []
+    for child in node.children:
+        kind = child.type
+        if kind == "text" or kind == "code_inline":
+            parts.append(child.content)
+        elif kind == "softbreak":
+            parts.append(" ")
+        elif kind == "hardbreak":
+            parts.append("\n")
+        elif kind == "link":
+            label = _inline(child)
+            href = str(child.attrs.get("href", ""))
+            shown = href.removeprefix("mailto:")
+            parts.append(label if label in (href, shown) else f"{label} ({shown})")
+        elif kind == "image":
+            parts.append(_inline(child) or str(child.attrs.get("alt", "")))
+        else:  # em, strong, s: the words matter, not the style
+            parts.append(_inline(child))
+    return "".join(parts)
