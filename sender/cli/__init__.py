@@ -8,13 +8,14 @@ they could have caused.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from .. import __version__
-from .common import EXIT_USAGE, console_err
+from .common import EXIT_BUG, console_err
 
 
 @click.group(
@@ -56,12 +57,17 @@ def _register() -> None:
 
 
 def main() -> None:
-    _register()
     try:
         cli.main(prog_name="newsletter", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        console_err.print("Stopped.")
-        sys.exit(EXIT_USAGE + 128)
+    except Exception as exc:  # a bug of ours: say so plainly, details on request
+        if os.environ.get("NEWSLETTER_DEBUG"):
+            raise
+        console_err.print(
+            f"[red]Something went wrong inside newsletter[/red] ({type(exc).__name__}: {exc}).\n"
+            "This is a fault in the program, not in your files. Run the command again with "
+            "NEWSLETTER_DEBUG=1 set to see the details, and send them to whoever looks after it."
+        )
+        sys.exit(EXIT_BUG)
 
 
 _register()

@@ -16,6 +16,7 @@ from ..workspace import Workspace
 EXIT_OK = 0
 EXIT_INPUT = 1
 EXIT_USAGE = 2
+EXIT_BUG = 70  # EX_SOFTWARE
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
