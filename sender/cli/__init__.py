@@ -50,9 +50,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import build, check
+    from . import build, check, lists, send
 
-    for module in (check, build):
+    for module in (check, build, lists, send):
         cli.add_command(module.command)
 
 
