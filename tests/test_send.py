@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sender.cli import cli
 from sender.lists import select
@@ -24,7 +24,7 @@ def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
 
 
-def send(workspace: Path, issue: str, *args: str, input: str | None = None):  # noqa: ANN201
+def send(workspace: Path, issue: str, *args: str, input: str | None = None) -> Result:
     argv = ["-w", str(workspace), "send", str(workspace / issue)]
     return CliRunner().invoke(cli, [*argv, *args], input=input, catch_exceptions=False)
 

@@ -78,7 +78,9 @@ def command(
         plan = plan_send(ws, issue, lists)
     except ProblemsError as exc:
         show_problems(exc.problems)
-        raise InputError("nothing was sent. Fix the problems above and run the command again.")
+        raise InputError(
+            "nothing was sent. Fix the problems above and run the command again."
+        ) from None
     folder = outbox_folder(ws, plan.issue)
     show_summary(ws, plan, folder)
     if not plan.recipients:
