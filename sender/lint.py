@@ -108,7 +108,7 @@ def lint(
         known = {"email", "name"}.union(*columns.values()) if columns else {"email", "name"}
         seen: set[str] = set()
         for key, text in issue.texts():
-            for _, ph in find(text):
+            for match, ph in find(text):
                 if ph.field not in known and ph.field not in seen:
                     seen.add(ph.field)
                     warn(
@@ -116,5 +116,7 @@ def lint(
                         f"placeholder '{ph.field}' is not a column of any list"
                         + (f"; everyone will see '{ph.default}'" if ph.default is not None else ""),
                         f"columns are: {', '.join(sorted(known))}",
+                        text,
+                        match.start(),
                     )
     return out
