@@ -1,0 +1,25 @@
+"""What a transport reports for one message, in words the ledger keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+State = Literal["sent", "deferred", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``sent``; ``deferred`` (a 4xx or a dropped connection: try again later);
+    ``failed`` (a 5xx: the server will not take it; do not retry)."""
+
+    state: State
+    code: int | None = None
+    text: str = ""
+
+
+class TransportError(Exception):
+    """The transport cannot work at all (bad host, TLS, password): stop before anyone.
+
+    The message is written for the comms officer and says what to change.
+    """
