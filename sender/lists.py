@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -281,6 +282,23 @@ def _choices_hint(name: str, known: Sequence[str]) -> str:
     return did_you_mean(name, known) or f"the lists are: {', '.join(known)}"
 
 
+class _CsvReader(Protocol):
+    line_num: int
+
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+    def __next__(self) -> list[str]: ...
+
+
+def _physical_lines(raw: BinaryIO) -> Iterator[bytes]:
+    """Lines as text mode with newline='' (and so csv) counts them: CR, LF or CRLF end one."""
+    for line in raw:
+        if b"\r" in line:
+            yield from line.splitlines(keepends=True)
+        else:
+            yield line
+
+
 class _Stop(Exception):
     """The file cannot be read further; the problem is already recorded."""
 
@@ -295,6 +313,7 @@ class _Reader:
         self.report = ListReport(name=path.stem, path=path, file=_shown(path, root))
         self.seen: dict[str, int] = {}  # address key -> line of its first row
         self.unnamed_warned = False
+        self.undecodable: set[int] = set()  # lines with bytes read as U+FFFD
 
     # -- problems
 
@@ -312,13 +331,15 @@ class _Reader:
     def read(self) -> ListReport:
         try:
             encoding = self._encoding()
-            self.report.encoding = encoding
+            self.report.encoding = CP1252 if encoding == CP1252 else UTF8
             with self.path.open(encoding=encoding, errors="replace", newline="") as stream:
                 self._read_stream(stream)
         except _Stop:
             pass
         except OSError as exc:
             self.error(None, f"cannot be read: {exc.strerror or exc}")
+        # In line order (stable: a row's problems keep their order).
+        self.report.problems.sort(key=lambda p: p.line or 0)
         return self.report
 
     def _encoding(self) -> str:
@@ -340,7 +361,7 @@ class _Reader:
                 )
                 raise _Stop
             raw.seek(3 if head.startswith(codecs.BOM_UTF8) else 0)
-            for number, line in enumerate(raw, 1):
+            for number, line in enumerate(_physical_lines(raw), 1):
                 if line.isascii():
                     continue
                 try:
@@ -364,6 +385,7 @@ class _Reader:
                 "this line looks like UTF-8 but the file is read as Windows-1252",
                 "check its accented letters; save the whole file as 'CSV UTF-8'",
             )
+        self.undecodable.update(undecodable)
         for number in undecodable:
             self.error(
                 number,
@@ -402,25 +424,29 @@ class _Reader:
                 "open it in a spreadsheet and save it again as 'CSV UTF-8'",
             )
 
-    def _read_rows(self, reader: Iterator[list[str]]) -> None:
+    def _read_rows(self, reader: _CsvReader) -> None:
         header: list[str] = []
         start = 1
         for values in reader:
             header = [v.strip() for v in values]
             if any(header):
                 break
-            start = reader.line_num + 1  # type: ignore[attr-defined]
+            start = reader.line_num + 1
+        if not any(header):  # only empty cells
+            if self.need_rows:
+                self.error(1, "file is empty", HEADER_HINT)
+            return
         header_at = start
-        keys, email_at = self._header(header, header_at)
+        keys = self._header(header, header_at)
 
         data_rows = 0
-        end = reader.line_num  # type: ignore[attr-defined]
+        end = reader.line_num
         for values in reader:
-            start, end = end + 1, reader.line_num  # type: ignore[attr-defined]
+            start, end = end + 1, reader.line_num
             if not any(v.strip() for v in values):
                 continue  # blank line, or a row of empty cells
             data_rows += 1
-            self._row(values, keys, email_at, start, end)
+            self._row(values, keys, start, end)
         if data_rows == 0 and self.need_rows:
             self.error(
                 header_at,
@@ -428,8 +454,8 @@ class _Reader:
                 "add one row per person below the header",
             )
 
-    def _header(self, header: list[str], line: int) -> tuple[list[str], int]:
-        """Field keys per column ('' for unnamed or repeated columns) and the email column."""
+    def _header(self, header: list[str], line: int) -> list[str]:
+        """Field keys per column: 'email' for the email column, '' for unnamed or repeated."""
         email_cols = [i for i, h in enumerate(header) if is_email_header(h)]
         if not email_cols:
             looks_like_data = next((h for h in header if "@" in h), None)
@@ -441,14 +467,15 @@ class _Reader:
                     "insert a first row naming the columns, e.g. email,first_name,last_name",
                 )
                 raise _Stop
-            shown = ", ".join(f"'{h}'" for h in header if h)
+            named = ", ".join(f"'{h}'" for h in header if h)
+            shown = f"the columns are {named}" if named else "the first row names no columns"
             hint = HEADER_HINT
             for h in header:
                 close = did_you_mean(_NOT_ALNUM.sub("", h.lower()), _EMAIL_HEADERS)
                 if h and close:
                     hint = f"rename the column '{h}' to 'email': {HEADER_HINT}"
                     break
-            self.error(line, f"no 'email' column (the columns are {shown})", hint)
+            self.error(line, f"no 'email' column ({shown})", hint)
             raise _Stop
         if len(email_cols) > 1:
             first, second = (header[i] for i in email_cols[:2])
@@ -474,9 +501,9 @@ class _Reader:
                 first_column[key] = number
             keys.append(key)
         self.report.columns = ["email", *(k for k in keys if k and k != "email")]
-        return keys, email_cols[0]
+        return keys
 
-    def _row(self, values: list[str], keys: list[str], email_at: int, start: int, end: int) -> None:
+    def _row(self, values: list[str], keys: list[str], start: int, end: int) -> None:
         report = self.report
         report.rows += 1
         bad = False
@@ -491,6 +518,8 @@ class _Reader:
                     "put quotes around a value that holds the separator "
                     '(e.g. "Smith, Jo"), or name the extra column in the header',
                 )
+        if self.undecodable and not self.undecodable.isdisjoint(range(start, end + 1)):
+            bad = True  # the error is already recorded for the line
         fields: dict[str, str] = {}
         for index, value in enumerate(values):
             value = value.strip()
