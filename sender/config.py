@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,23 +123,33 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
+_TOML_AT = re.compile(r" \(at line (\d+), column (\d+)\)")
+
+
 def load_config(root: Path) -> Config:
-    """Read and validate ``root/newsletter.toml``; all problems raised at once."""
+    """Read and validate ``root/newsletter.toml``; all problems raised at once.
+
+    A folder without the file is not a workspace: WorkspaceNotFound (a usage
+    error, as when no folder above the current one has it)."""
     path = root / CONFIG_NAME
     problems = Problems()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        problems.error(path, None, None, f"{CONFIG_NAME} is missing")
-        problems.raise_if_errors()
-        raise AssertionError("unreachable") from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise WorkspaceNotFound(
+            f"No {CONFIG_NAME} in {root}: it is not a newsletter folder. "
+            f"Pass --workspace the folder that holds {CONFIG_NAME}."
+        ) from None
     except UnicodeDecodeError:
         problems.error(path, None, None, "is not UTF-8 text", "save it as UTF-8")
         problems.raise_if_errors()
         raise AssertionError("unreachable") from None
     except tomllib.TOMLDecodeError as exc:
-        # tomllib puts "(at line N, column M)" in the message; keep it readable.
-        problems.error(path, None, None, f"is not valid TOML: {exc}")
+        # tomllib puts "(at line N, column M)" in the message: make it file:line:col.
+        where = _TOML_AT.search(str(exc))
+        line, col = (int(where[1]), int(where[2])) if where else (None, None)
+        message = _TOML_AT.sub("", str(exc)) if where else str(exc)
+        problems.error(path, line, col, f"is not valid TOML: {message}")
         problems.raise_if_errors()
         raise AssertionError("unreachable") from None
 

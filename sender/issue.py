@@ -136,6 +136,8 @@ def load_issue(
     """
     reader = _Reader(display or str(path), templates, lists)
     issue = reader.read(path)
+    # In file order, as the reader will go through them, not in checking order.
+    reader.problems.items.sort(key=lambda p: (p.line or 0, p.col or 0))
     reader.problems.raise_if_errors()
     assert issue is not None
     return issue
@@ -180,7 +182,8 @@ class _Reader:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            line_start = data.rfind(b"\n", 0, exc.start) + 1
+            col = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
             self.problems.error(
                 self.file,
                 line,
@@ -247,9 +250,13 @@ class _Reader:
         lines = text.splitlines()
         line_text = lines[mark.line] if mark and mark.line < len(lines) else ""
         leading = line_text[: len(line_text) - len(line_text.lstrip())]
-        if "\t" in problem or "\t" in leading:
+        at_mark = line_text[mark.column : mark.column + 1] if mark else ""
+        if "\t" in leading:
             problem = "a tab character is used for indentation"
             hint = "YAML needs spaces, not tabs: replace each tab with spaces"
+        elif at_mark == "\t" or "'\\t'" in problem:
+            problem = "a tab character here"
+            hint = "YAML needs spaces, not tabs: replace the tab with a space"
         elif "mapping values are not allowed" in problem:
             problem = "a ':' here makes YAML read a new 'key: value'"
             hint = "put the whole text in quotes, or use 'body: |' and the text on the next lines"
@@ -264,8 +271,13 @@ class _Reader:
         allowed: tuple[str, ...],
         where: str,
         required: tuple[str, ...] = (),
+        label: str | None = None,
     ) -> dict[str, yaml.Node]:
+        """The allowed keys' value nodes. ``where`` is the position key
+        ("sections[1].image"), ``label`` how messages name the place ("section 2 image")."""
+        label = where if label is None else label
         out: dict[str, yaml.Node] = {}
+        suggested: set[str | None] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             path = f"{where}.{key}" if where else key
@@ -273,28 +285,36 @@ class _Reader:
                 self.error(key_node, f"'{key}' is given twice", "keep one of them")
                 continue
             if key not in allowed:
-                hint = did_you_mean(key, allowed) or f"allowed here: {', '.join(allowed)}"
+                close = did_you_mean(key, allowed)
+                suggested.add(close)
+                hint = close or f"allowed here: {', '.join(allowed)}"
                 self.error(
-                    key_node, f"unknown key '{key}'" + (f" in {where}" if where else ""), hint
+                    key_node, f"unknown key '{key}'" + (f" in {label}" if label else ""), hint
                 )
                 continue
             out[key] = value_node
             self.positions[path] = _pos(value_node)
         for key in required:
-            if key not in out:
-                place = f"{where} " if where else ""
+            if key not in out and did_you_mean(key, [key]) not in suggested:
+                # A misspelt key already said "did you mean '<key>'?": one mistake, one error.
+                place = f"{label} " if label else ""
                 self.error(node, f"{place}is missing '{key}'".strip(), f"add a line '{key}: …'")
         return out
 
-    def text(self, node: yaml.Node | None, what: str, *, required: bool = False) -> str | None:
+    def text(
+        self, node: yaml.Node | None, what: str, *, required: bool = False, key: str | None = None
+    ) -> str | None:
+        """``what`` names the value in messages ("section 2 heading"), ``key`` is the
+        key the user writes (default: the last word of ``what``)."""
         if node is None:
             return None
+        key = key or what.rsplit(" ", 1)[-1]
         if not isinstance(node, yaml.ScalarNode):
-            self.error(node, f"{what} must be text, not a {_kind(node)}", _quote_hint(what))
+            self.error(node, f"{what} must be text, not a {_kind(node)}", _quote_hint(key))
             return None
         if node.tag == "tag:yaml.org,2002:null" or node.value.strip() == "":
             if required:
-                self.error(node, f"{what} is empty", f"write the {what} after '{what}:'")
+                self.error(node, f"{what} is empty", f"write the {what} after '{key}:'")
             return None
         value = str(node.value)
         self.check_placeholders(node, value, what)
@@ -310,6 +330,9 @@ class _Reader:
         if node is None:
             return None
         raw = node.value if isinstance(node, yaml.ScalarNode) else None
+        if raw is not None and not str(raw).strip():
+            self.error(node, "date is empty", "write it as YYYY-MM-DD, e.g. 2025-02-13")
+            return None
         try:
             if raw is None:
                 raise ValueError
@@ -342,7 +365,7 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             self.error(node, "author must be {name: …, role: …}")
             return None
-        values = self.mapping(node, AUTHOR_KEYS, "author", required=("name",))
+        values = self.mapping(node, AUTHOR_KEYS, "author", required=("name",), label="author")
         name = self.text(values.get("name"), "author name", required=True)
         role = self.text(values.get("role"), "author role")
         return Author(name, role) if name else None
@@ -350,14 +373,15 @@ class _Reader:
     def sections(self, node: yaml.Node | None) -> list[Section]:
         if node is None:
             return []
-        if not isinstance(node, yaml.SequenceNode):
+        empty = isinstance(node, yaml.ScalarNode) and not str(node.value).strip()
+        if not isinstance(node, yaml.SequenceNode) and not empty:
             self.error(
                 node,
                 f"sections must be a list, not a {_kind(node)}",
                 "start each section with '- heading: …' on its own line",
             )
             return []
-        if not node.value:
+        if empty or not node.value:
             self.error(node, "sections is empty", "add at least one '- heading: …' with a body")
             return []
         out = []
@@ -369,7 +393,7 @@ class _Reader:
                     item, f"{label} must be 'heading:', 'body:' and so on, not a {_kind(item)}"
                 )
                 continue
-            values = self.mapping(item, SECTION_KEYS, where, required=("heading",))
+            values = self.mapping(item, SECTION_KEYS, where, required=("heading",), label=label)
             heading = self.text(values.get("heading"), f"{label} heading", required=True)
             body = self.text(values.get("body"), f"{label} body") or ""
             image = self.image(values.get("image"), where, label)
@@ -384,7 +408,9 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             self.error(node, f"{label} image must be {{src: …, alt: …}}")
             return None
-        values = self.mapping(node, IMAGE_KEYS, f"{where}.image", required=("src",))
+        values = self.mapping(
+            node, IMAGE_KEYS, f"{where}.image", required=("src",), label=f"{label} image"
+        )
         src = self.text(values.get("src"), f"{label} image src", required=True)
         alt_node = values.get("alt")
         alt = self.text(alt_node, f"{label} image alt") if alt_node is not None else None
@@ -396,7 +422,7 @@ class _Reader:
             )
         if src and urlsplit(src).scheme not in ("", "https", "http"):
             self.error(values["src"], f"{label} image src '{src}' is not a web address or a file")
-        href = self.url(values.get("href"), f"{label} image link")
+        href = self.url(values.get("href"), f"{label} image link", key="href")
         return Image(src, alt or "", href) if src else None
 
     def button(self, node: yaml.Node | None, where: str, label: str) -> Button | None:
@@ -405,13 +431,15 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             self.error(node, f"{label} button must be {{label: …, url: …}}")
             return None
-        values = self.mapping(node, BUTTON_KEYS, f"{where}.button", required=("label", "url"))
+        values = self.mapping(
+            node, BUTTON_KEYS, f"{where}.button", required=("label", "url"), label=f"{label} button"
+        )
         text = self.text(values.get("label"), f"{label} button label", required=True)
         url = self.url(values.get("url"), f"{label} button url")
         return Button(text, url) if text and url else None
 
-    def url(self, node: yaml.Node | None, what: str) -> str | None:
-        value = self.text(node, what)
+    def url(self, node: yaml.Node | None, what: str, key: str | None = None) -> str | None:
+        value = self.text(node, what, key=key)
         if value is None:
             return None
         plain = placeholders.PLACEHOLDER.sub("x", value)
@@ -468,29 +496,36 @@ def _pos(node: yaml.Node) -> Position:
 
 
 def _offset_pos(node: yaml.ScalarNode, value: str, offset: int) -> Position:
-    """Line and column of ``value[offset]`` in the file, exact for '|' blocks."""
-    line, col = _pos(node)
-    before = value[:offset]
+    """Line and column of ``value[offset]`` in the file, for every scalar style.
+
+    Folding ('>' blocks, plain and quoted text over several lines), indentation,
+    quotes and escapes change only whitespace and quoting between the file and
+    the value; every other character is in the file in the same order. So they
+    are matched one by one, from where the text starts, up to ``value[offset]``.
+    """
+    mark = node.start_mark
+    buffer = mark.buffer
+    if not buffer or not 0 <= offset < len(value):
+        return _pos(node)
+    i, end = mark.index, node.end_mark.index
     if node.style in ("|", ">"):
-        # The text of a block starts on the line after the '|'.
-        lines = before.split("\n")
-        indent = _block_indent(node)
-        return line + len(lines), indent + len(lines[-1]) + 1
-    quote = 1 if node.style in ("'", '"') else 0
-    if "\n" in before:
-        return line + before.count("\n"), None  # type: ignore[return-value]
-    return line, col + quote + offset
-
-
-def _block_indent(node: yaml.ScalarNode) -> int:
-    buffer = node.start_mark.buffer
-    if not buffer:
-        return 0
-    lines = buffer.split("\n")
-    for text in lines[node.start_mark.line + 1 :]:
-        if text.strip():
-            return len(text) - len(text.lstrip(" "))
-    return 0
+        i = buffer.find("\n", i, end) + 1  # the text starts on the line after '|'
+        if i == 0:
+            return _pos(node)
+    elif node.style in ("'", '"'):
+        i += 1
+    found = -1
+    for ch in value[: offset + 1]:
+        if ch.isspace():
+            continue
+        found = buffer.find(ch, i, end)
+        if found < 0:  # an escape such as "\x41": say where the text starts
+            return _pos(node)
+        i = found + 1
+    if found < 0:
+        return _pos(node)
+    line_start = buffer.rfind("\n", 0, found) + 1
+    return buffer.count("\n", 0, found) + 1, found - line_start + 1
 
 
 def _kind(node: yaml.Node) -> str:
