@@ -84,13 +84,29 @@ def test_person_on_two_lists_gets_one_email_with_both_lists_sections(workspace: 
     assert "on several lists" in result.output
 
 
-def test_rerunning_the_same_send_writes_identical_files(workspace: Path) -> None:
+def test_resending_writes_identical_files(workspace: Path) -> None:
     assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
     folder = outbox(workspace, BLOG)
     first = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
-    assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
+    for path in folder.glob("*.eml"):
+        path.unlink()
+    result = send(workspace, BLOG, "--list", "headteachers", "--yes", "--resend")
+    assert result.exit_code == 0, result.output
     second = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
     assert first == second and len(first) > 30
+
+
+def test_a_second_send_skips_everyone_who_has_it(workspace: Path) -> None:
+    assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
+    for path in outbox(workspace, BLOG).glob("*.eml"):
+        path.unlink()
+    result = send(workspace, BLOG, "--list", "headteachers", "--list", "managers", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "already have this issue and are skipped" in result.output
+    written = {p.name for p in outbox(workspace, BLOG).glob("*.eml")}
+    managers = (workspace / "recipients" / "managers.csv").read_text(encoding="utf-8")
+    assert len(written) == len(managers.strip().splitlines()) - 1
+    assert all(name.removesuffix(".eml") in managers.lower() for name in written)
 
 
 def test_suppressed_people_get_nothing(workspace: Path) -> None:

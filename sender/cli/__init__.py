@@ -50,9 +50,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import build, check, lists, send
+    from . import build, check, lists, send, status
 
-    for module in (check, build, lists, send):
+    for module in (check, build, lists, send, status):
         cli.add_command(module.command)
 
 

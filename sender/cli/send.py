@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 import click
+from email_validator import EmailNotValidError, validate_email
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from ..lists import Recipient, address_key
 from ..problems import ProblemsError
-from ..send import SendPlan, deliver, outbox_folder, plan_send
+from ..send import SendPlan, ledger_states, open_ledger, outbox_folder, plan_send, send, test_send
+from ..transports import Outcome, Transport, TransportError
 from ..transports.eml import EmlOutbox
 from ..variant import audience_key
 from ..workspace import Workspace
-from .common import EXIT_USAGE, InputError, console, open_workspace, show_problems
+from .common import EXIT_USAGE, InputError, console, console_err, open_workspace, show_problems
 
 SAMPLE = 5
 
@@ -27,27 +41,52 @@ SAMPLE = 5
     "-l",
     "lists",
     multiple=True,
-    required=True,
     metavar="NAME",
     help="A list to send to (a CSV file in recipients/, without .csv). Repeat for several; "
     "someone on several lists gets one email with the sections of all of them.",
 )
 @click.option(
     "--transport",
-    type=click.Choice(["eml"]),
-    help="Where the emails go. eml: one .eml file per person in the outbox folder "
-    "(no server needed). Default: [send] transport in newsletter.toml.",
+    type=click.Choice(["eml", "smtp"]),
+    help="eml: one .eml file per person in the outbox folder (no server needed). "
+    "smtp: send through the server in [smtp]. Default: [send] transport in newsletter.toml.",
 )
+@click.option(
+    "--test-to",
+    multiple=True,
+    metavar="EMAIL",
+    help="Send a test copy to this address instead (repeatable): the real email of a list, "
+    "subject starting [TEST], never counted as sent.",
+)
+@click.option("--as-list", metavar="NAME", help="With --test-to: whose version to send.")
+@click.option(
+    "--as-recipient",
+    metavar="EMAIL",
+    help="With --test-to: personalise as this person (default: the list's first).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Send to the next N people only.")
+@click.option("--resend", is_flag=True, help="Also send to people who already got this issue.")
+@click.option("--retry-failed", is_flag=True, help="Try again people whose email failed.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
-@click.option("--dry-run", is_flag=True, help="Show who would get what, and write nothing.")
+@click.option("--dry-run", is_flag=True, help="Show who would get what, and send nothing.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Show the SMTP conversation (passwords hidden)."
+)
 @click.pass_context
 def command(
     ctx: click.Context,
     issue: Path,
     lists: tuple[str, ...],
     transport: str | None,
+    test_to: tuple[str, ...],
+    as_list: str | None,
+    as_recipient: str | None,
+    limit: int | None,
+    resend: bool,
+    retry_failed: bool,
     yes: bool,
     dry_run: bool,
+    verbose: bool,
 ) -> None:
     """Send an issue to one or more lists: one personal email per person.
 
@@ -55,25 +94,32 @@ def command(
     once, suppressed addresses, rows skipped as invalid, how many versions,
     a sample of recipients, where the emails go) and asks you to confirm.
     Anything wrong in the issue or a missing personal field stops the send
-    before a single email is written.
+    before a single email goes.
+
+    Every email is recorded as it goes (in the ledger, ledger.sqlite). If a
+    send is interrupted, run the same command again: it carries on with the
+    people not yet sent, and nobody gets the issue twice unless you say
+    --resend. 'newsletter status ISSUE' shows what happened to whom.
 
     With the eml transport (the default), each email is saved as a .eml file
     under the outbox folder, ready to open in Thunderbird, Apple Mail or
-    Outlook. Running the same send again writes identical files.
+    Outlook. With smtp, the password is read from the environment variable
+    named in [smtp] password_env, never from a file.
 
     \b
     Examples:
       newsletter send newsletters/2025-02-13-steve-kay-blog.yaml --list headteachers
       newsletter send ISSUE.yaml -l headteachers -l managers --dry-run
-      newsletter send ISSUE.yaml -l all-staff --yes
+      newsletter send ISSUE.yaml -l all-staff --transport smtp --limit 500
+      newsletter send ISSUE.yaml --test-to me@example.org --as-list headteachers
     """
     ws = open_workspace(ctx)
     chosen = transport or ws.config.transport
-    if chosen != "eml":
-        raise click.UsageError(
-            f"the '{chosen}' transport is not available yet; use --transport eml, "
-            'or set [send] transport = "eml" in newsletter.toml'
-        )
+    if not lists and not test_to:
+        raise click.UsageError("say who to send to: --list NAME (or --test-to EMAIL for a test)")
+    if test_to:
+        _test(ctx, ws, issue, lists, chosen, test_to, as_list, as_recipient, verbose)
+        return
     try:
         plan = plan_send(ws, issue, lists)
     except ProblemsError as exc:
@@ -81,59 +127,268 @@ def command(
         raise InputError(
             "nothing was sent. Fix the problems above and run the command again."
         ) from None
-    folder = outbox_folder(ws, plan.issue)
-    show_summary(ws, plan, folder)
+    states = ledger_states(ws, plan.issue)
+    show_summary(ws, plan, chosen, states, resend=resend, retry_failed=retry_failed, limit=limit)
+    waiting = _count_to_send(plan, states, resend=resend, retry_failed=retry_failed)
     if not plan.recipients:
         raise InputError("nobody to send to on these lists; nothing was sent.")
-    if dry_run:
-        console.print("[yellow]Dry run:[/yellow] nothing was written.")
+    if waiting == 0:
+        console.print(
+            "Everyone on these lists already has this issue; nothing to send. "
+            "Use --resend to send it again, or --retry-failed for failed addresses."
+        )
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            console.print(
-                "Not sending: there is no terminal to ask for confirmation. "
-                "Add --yes to send without asking."
-            )
-            ctx.exit(EXIT_USAGE)
-        if not click.confirm(f"Send to {len(plan.recipients)} people?", default=False):
-            console.print("Nothing was sent.")
-            return
+    if dry_run:
+        console.print("[yellow]Dry run:[/yellow] nothing was sent or recorded.")
+        return
+    count = min(waiting, limit) if limit else waiting
+    _confirm(ctx, yes, f"Send to {count} people by {chosen}?")
 
-    outbox = EmlOutbox(folder)
+    carrier = _transport(ws, chosen, plan, verbose)
+    _preflight(carrier)
+    ledger = open_ledger(ws)
+    stop = threading.Event()
+    resume = _resume_command(ws, issue, lists, transport)
     progress = Progress(
-        TextColumn("Writing emails"),
+        TextColumn("[bold]Sending[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[tally]}"),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
     )
+    tally = {"sent": 0, "deferred": 0, "failed": 0}
+
+    def on_snapshot(snapshot: object, n: int) -> None:
+        progress.update(task, total=n)
+
+    def on_done(email: str, outcome: Outcome) -> None:
+        tally[outcome.state] += 1
+        progress.update(
+            task,
+            advance=1,
+            tally=f"sent {tally['sent']}, deferred {tally['deferred']}, failed {tally['failed']}",
+            rate=f"{_rate(progress, task):.0f}/s",
+        )
+
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        console_err.print("Stopping after the emails already on their way…")
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, interrupt)
     try:
         with progress:
-            task = progress.add_task("send", total=len(plan.recipients))
-            result = deliver(plan, ws, outbox, on_message=lambda r, w: progress.advance(task))
-    except OSError as exc:
+            task = progress.add_task("send", total=count, tally="", rate="")
+            report = send(
+                plan,
+                ws,
+                carrier,
+                ledger,
+                resend=resend,
+                retry_failed=retry_failed,
+                limit=limit,
+                stop=stop,
+                on_snapshot=on_snapshot,
+                on_done=on_done,
+            )
+    except TransportError as exc:
+        raise InputError(f"{exc}\nTo carry on later: {resume}") from None
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+        ledger.close()
+    _final(ws, plan, report.outcomes, report.failures, chosen, stop.is_set(), resume)
+
+
+def _count_to_send(
+    plan: SendPlan, states: dict[str, str], *, resend: bool, retry_failed: bool
+) -> int:
+    skip = {"sent"} if not resend else set()
+    if not retry_failed:
+        skip.add("failed")
+    return sum(1 for r in plan.recipients if states.get(r.email) not in skip)
+
+
+def _confirm(ctx: click.Context, yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        console.print(
+            "Not sending: there is no terminal to ask for confirmation. "
+            "Add --yes to send without asking."
+        )
+        ctx.exit(EXIT_USAGE)
+    if not click.confirm(question, default=False):
+        console.print("Nothing was sent.")
+        ctx.exit(0)
+
+
+def _transport(ws: Workspace, chosen: str, plan: SendPlan, verbose: bool) -> Transport:
+    if chosen == "eml":
+        return EmlOutbox(outbox_folder(ws, plan.issue))
+    from ..transports.smtp import SmtpTransport
+
+    smtp = ws.config.smtp
+    password = os.environ.get(smtp.password_env) if smtp.username else None
+    if smtp.username and not password:
         raise InputError(
-            f"could not write to {folder}: {exc.strerror or exc}. "
-            "Check there is space on the disk and that you may write there; "
-            "running the same command again rewrites every file."
-        ) from None
+            f"[smtp] username is set but the environment variable {smtp.password_env} "
+            "holding the password is empty. Set it in your shell "
+            f"(export {smtp.password_env}=…) and run the command again; nothing was sent."
+        )
+    log = (lambda line: console_err.print(f"[dim]smtp:[/dim] {escape(line)}")) if verbose else None
+    return SmtpTransport(smtp, password=password, log=log)
+
+
+def _preflight(carrier: Transport) -> None:
+    try:
+        carrier.check()
+    except TransportError as exc:
+        raise InputError(f"{exc}\nNothing was sent.") from None
+
+
+def _rate(progress: Progress, task_id: object) -> float:
+    task = next(t for t in progress.tasks if t.id == task_id)
+    return task.speed or 0.0
+
+
+def _resume_command(
+    ws: Workspace, issue: Path, lists: tuple[str, ...], transport: str | None
+) -> str:
+    parts = ["newsletter", "send", ws.display(issue)]
+    for name in lists:
+        parts += ["--list", name]
+    if transport:
+        parts += ["--transport", transport]
+    return shlex.join(parts)
+
+
+def _final(
+    ws: Workspace,
+    plan: SendPlan,
+    outcomes: dict[str, int],
+    failures: list[tuple[str, Outcome]],
+    chosen: str,
+    interrupted: bool,
+    resume: str,
+) -> None:
+    table = Table(title="Result", title_justify="left")
+    for column in ("sent", "deferred", "failed"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(outcomes.get(s, 0)) for s in ("sent", "deferred", "failed")))
+    console.print(table)
+    if chosen == "eml":
+        console.print(f"Emails are in {escape(ws.display(outbox_folder(ws, plan.issue)))}/")
+    for email, outcome in failures[:10]:
+        code = f"{outcome.code} " if outcome.code else ""
+        console.print(f"  {escape(email)}: {outcome.state}: {escape(code + outcome.text)}")
+    if len(failures) > 10:
+        console.print(
+            f"  … and {len(failures) - 10} more: newsletter status {ws.display(plan.issue.path)}"
+        )
+    if interrupted:
+        console.print(f"[yellow]Stopped.[/yellow] To carry on: {escape(resume)}")
+        raise click.exceptions.Exit(130)
+    if failures:
+        deferred = sum(1 for _, o in failures if o.state == "deferred")
+        hint = f"{resume}" + (" --retry-failed" if len(failures) > deferred else "")
+        raise InputError(
+            f"{len(failures)} email(s) were not delivered. Deferred ones are tried again "
+            f"by running: {hint}"
+        )
+    console.print(f"[green]Done:[/green] {outcomes.get('sent', 0)} email(s) sent.")
+
+
+def _test(
+    ctx: click.Context,
+    ws: Workspace,
+    issue: Path,
+    lists: tuple[str, ...],
+    chosen: str,
+    test_to: tuple[str, ...],
+    as_list: str | None,
+    as_recipient: str | None,
+    verbose: bool,
+) -> None:
+    addresses = []
+    for address in test_to:
+        try:
+            addresses.append(
+                validate_email(
+                    address, check_deliverability=False, allow_smtputf8=False
+                ).ascii_email
+            )
+        except EmailNotValidError as exc:
+            raise click.BadParameter(f"'{address}': {exc}", param_hint="--test-to") from None
+    names = [as_list] if as_list else list(lists) or ws.lists[:1]
+    try:
+        plan = plan_send(ws, issue, names)
+    except ProblemsError as exc:
+        show_problems(exc.problems)
+        raise InputError("no test was sent. Fix the problems above first.") from None
+    person = _stand_in(plan, as_recipient)
+    key = audience_key(frozenset(person.lists))
     console.print(
-        f"[green]Done:[/green] {result.sent} email(s) written to {escape(str(folder))}/ "
-        f"({len(plan.variants)} version(s))."
+        f"Sending a [bold]TEST[/bold] of “{escape(plan.issue.title)}”: the {escape(key)} version, "
+        f"personalised as {escape(person.email)}, to {escape(', '.join(addresses))}."
+    )
+    carrier: Transport = (
+        EmlOutbox(outbox_folder(ws, plan.issue) / "tests")
+        if chosen == "eml"
+        else _transport(ws, chosen, plan, verbose)
+    )
+    _preflight(carrier)
+    ledger = open_ledger(ws)
+    try:
+        results = test_send(plan, ws, carrier, ledger, addresses, as_recipient=person)
+    except TransportError as exc:
+        raise InputError(str(exc)) from None
+    finally:
+        ledger.close()
+    bad = [(a, o) for a, o in results if o.state != "sent"]
+    for address, outcome in results:
+        where = f" ({outcome.text})" if chosen == "eml" and outcome.state == "sent" else ""
+        console.print(f"  {escape(address)}: {outcome.state}{escape(where)}")
+    if bad:
+        raise InputError("the test did not reach every address; see above.")
+
+
+def _stand_in(plan: SendPlan, as_recipient: str | None) -> Recipient:
+    if not plan.recipients:
+        raise InputError("that list has nobody on it to personalise the test as.")
+    if as_recipient is None:
+        return plan.recipients[0]
+    wanted = address_key(as_recipient)
+    for r in plan.recipients:
+        if address_key(r.email) == wanted:
+            return r
+    raise click.BadParameter(
+        f"{as_recipient} is not on {', '.join(plan.selection.names)}", param_hint="--as-recipient"
     )
 
 
-def show_summary(ws: Workspace, plan: SendPlan, folder: Path) -> None:
+def show_summary(
+    ws: Workspace,
+    plan: SendPlan,
+    chosen: str,
+    states: dict[str, str],
+    *,
+    resend: bool,
+    retry_failed: bool,
+    limit: int | None,
+) -> None:
     sel = plan.selection
     show_problems(sel.problems)
     table = Table(title=f"Sending “{escape(plan.issue.title)}”", title_justify="left")
-    table.add_column("list")
-    table.add_column("people", justify="right")
-    table.add_column("suppressed", justify="right")
-    table.add_column("duplicates", justify="right")
-    table.add_column("invalid rows skipped", justify="right")
+    for column in ("list", "people", "suppressed", "duplicates", "invalid rows skipped"):
+        table.add_column(column, justify="left" if column == "list" else "right")
     for name, report in sel.reports.items():
         table.add_row(
             name,
@@ -157,6 +412,39 @@ def show_summary(ws: Workspace, plan: SendPlan, folder: Path) -> None:
     console.print("For example:")
     for r in plan.recipients[:SAMPLE]:
         name = f"{r.name} " if r.name else ""
-        key = audience_key(frozenset(r.lists))
-        console.print(f"  {escape(name)}<{escape(r.email)}>  ({escape(key)})")
-    console.print(f"Emails go to: {escape(ws.display(folder))}/ (one .eml file per person)")
+        console.print(
+            f"  {escape(name)}<{escape(r.email)}>  ({escape(audience_key(frozenset(r.lists)))})"
+        )
+    mine = [states.get(r.email) for r in plan.recipients]
+    sent, failed, unknown = mine.count("sent"), mine.count("failed"), mine.count("sending")
+    if sent:
+        console.print(
+            f"{sent} already have this issue"
+            + (
+                ": sending again (--resend)."
+                if resend
+                else " and are skipped (--resend sends again)."
+            )
+        )
+    if failed:
+        console.print(
+            f"{failed} failed before"
+            + (
+                ": trying again."
+                if retry_failed
+                else " and are skipped (--retry-failed tries again)."
+            )
+        )
+    if unknown:
+        console.print(
+            f"[yellow]{unknown} were being sent when an earlier run stopped[/yellow]; the server's "
+            "answer is unknown, so they are sent again (they may get it twice)."
+        )
+    if limit:
+        console.print(f"--limit: only the next {limit} are sent this time.")
+    if chosen == "eml":
+        where = f"{ws.display(outbox_folder(ws, plan.issue))}/ (one .eml file per person)"
+    else:
+        smtp = ws.config.smtp
+        where = f"the mail server {smtp.host}:{smtp.port} ({smtp.security})"
+    console.print(f"Emails go to: {escape(where)}")

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from ..message import Envelope
+from .outcome import Job, Outcome, TransportError
+
+__all__ = ["Job", "Outcome", "Transport", "TransportError"]
 
 
 class Transport(Protocol):
-    """Delivers one finished message; raises on failure."""
+    """Delivers jobs, reporting each one's start and outcome as they happen."""
 
     name: str
 
-    def deliver(self, envelope: Envelope, data: bytes) -> str:
-        """Deliver ``data``; return where it went (a path, or the server's reply)."""
+    def check(self) -> None:
+        """Fail now, with a message the user can act on, if nothing could be delivered."""
+        ...
+
+    def send_all(
+        self,
+        jobs: Iterable[Job],
+        *,
+        on_start: Callable[[Job], None],
+        on_done: Callable[[Job, Outcome], None],
+        stop: threading.Event,
+    ) -> None:
+        """Deliver until ``jobs`` runs out or ``stop`` is set; in-flight jobs finish."""
         ...
 
     def close(self) -> None: ...

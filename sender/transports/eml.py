@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..message import Envelope
+from .outcome import Job, Outcome, TransportError
 
 _UNSAFE = re.compile(r"[^a-z0-9._@+-]+")
 
@@ -35,14 +37,47 @@ class EmlOutbox:
         self._written[stem] = recipient
         return self.folder / f"{stem}.eml"
 
-    def deliver(self, envelope: Envelope, data: bytes) -> str:
-        path = self.path_for(envelope.recipient)
+    def write(self, recipient: str, data: bytes) -> Path:
+        path = self.path_for(recipient)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-        return str(path)
+        return path
+
+    def check(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransportError(
+                f"cannot create the outbox folder {self.folder}: {exc.strerror or exc}. "
+                "Choose another folder with [send] outbox in newsletter.toml."
+            ) from None
+        if not os.access(self.folder, os.W_OK):
+            raise TransportError(f"you may not write to the outbox folder {self.folder}")
+
+    def send_all(
+        self,
+        jobs: Iterable[Job],
+        *,
+        on_start: Callable[[Job], None],
+        on_done: Callable[[Job, Outcome], None],
+        stop: threading.Event,
+    ) -> None:
+        for job in jobs:
+            if stop.is_set():
+                return
+            on_start(job)
+            try:
+                path = self.write(job.envelope.recipient, job.data)
+            except OSError as exc:
+                on_done(job, Outcome("deferred", None, f"could not write the file: {exc}"))
+                raise TransportError(
+                    f"could not write to {self.folder}: {exc.strerror or exc}. Check there is "
+                    "space on the disk; running the same command again carries on."
+                ) from None
+            on_done(job, Outcome("sent", None, str(path)))
 
     def close(self) -> None:
         pass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..message import Envelope
+
 State = Literal["sent", "deferred", "failed"]
 
 
@@ -23,3 +25,12 @@ class TransportError(Exception):
 
     The message is written for the comms officer and says what to change.
     """
+
+
+@dataclass(frozen=True)
+class Job:
+    """One message to deliver. ``key`` is the caller's, handed back in callbacks."""
+
+    envelope: Envelope
+    data: bytes  # as the message stage made it: CRLF line ends, not dot-stuffed
+    key: object = None
