@@ -464,12 +464,6 @@ def test_positions_of_values(tmp_path: Path) -> None:
     assert issue.sections[0].button.url == "https://x.example.org/{{ id }}"
 
 
-@pytest.mark.xfail(
-    reason="sender/cli/common.py prints problems through rich at 80 columns when output is "
-    "not a terminal, so a long 'file:line:col: error: message' is cut into two lines "
-    "(breaks grep and editors' problem matchers); print with soft_wrap=True",
-    strict=False,
-)
 def test_each_problem_is_one_line_of_output(workspace: Path) -> None:
     name = "12-bad-url.yaml"
     shutil.copy(BAD / name, workspace / "newsletters" / name)

@@ -18,8 +18,9 @@ EXIT_INPUT = 1
 EXIT_USAGE = 2
 EXIT_BUG = 70  # EX_SOFTWARE
 
-console = Console(highlight=False)
-console_err = Console(stderr=True, highlight=False)
+# soft_wrap: a file:line: message line stays one line in pipes and logs.
+console = Console(highlight=False, soft_wrap=True)
+console_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class InputError(click.ClickException):
