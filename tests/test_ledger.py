@@ -1,0 +1,153 @@
+"""The ledger: states move as documented, and a send resumes from it."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sender.cli import cli
+from sender.ledger import Planned, SqliteLedger, by_list
+from sender.transports import Outcome
+
+BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
+
+
+@pytest.fixture(autouse=True)
+def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+
+
+def people(n: int, lists: str = "a") -> list[Planned]:
+    return [Planned(f"p{i}@example.org", lists, f"<{i}.x@example.org>") for i in range(n)]
+
+
+def test_snapshot_records_everyone_pending(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    snap = ledger.snapshot("issue", people(5))
+    assert (snap.new, snap.already_sent, snap.unknown, snap.failed, snap.to_send) == (
+        5,
+        0,
+        [],
+        0,
+        5,
+    )
+    assert {d.state for d in ledger.deliveries("issue")} == {"pending"}
+    # WAL mode: readers never block the sender.
+    mode = sqlite3.connect(tmp_path / "l.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    ledger.snapshot("issue", people(5))
+    send_id = ledger.begin("issue", "T", "2025-01-01", ["a"], "smtp")
+    outcomes = {
+        0: Outcome("sent", 250, "ok"),
+        1: Outcome("failed", 550, "no such user"),
+        2: Outcome("deferred", 451, "try later"),
+    }
+    for i, outcome in outcomes.items():
+        ledger.mark_sending("issue", f"p{i}@example.org", send_id)
+        ledger.mark_done("issue", f"p{i}@example.org", outcome)
+    ledger.mark_sending("issue", "p3@example.org", send_id)  # then the power went
+    record = ledger.finish(send_id, interrupted=True)
+    assert (record.sent, record.failed, record.deferred, record.interrupted) == (1, 1, 1, True)
+    ledger.close()
+
+    again = SqliteLedger(tmp_path / "l.sqlite")
+    snap = again.snapshot("issue", people(6))
+    assert snap.new == 1 and snap.already_sent == 1 and snap.failed == 1
+    assert snap.unknown == ["p3@example.org"]
+    everyone = [p.email for p in people(6)]
+    assert again.to_send("issue", everyone) == [
+        "p2@example.org",  # deferred: tried again
+        "p3@example.org",  # outcome unknown: sent again, and reported
+        "p4@example.org",
+        "p5@example.org",
+    ]
+    assert again.to_send("issue", everyone, limit=2) == ["p2@example.org", "p3@example.org"]
+    failed = next(d for d in again.deliveries("issue") if d.email == "p1@example.org")
+    assert (failed.state, failed.code, failed.detail, failed.attempts) == (
+        "failed",
+        550,
+        "no such user",
+        1,
+    )
+    retry = again.snapshot("issue", people(6), retry_failed=True, resend=True)
+    assert retry.to_send == 6
+
+
+def test_counts_per_list_count_a_person_on_two_lists_in_each(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    ledger.snapshot("issue", [*people(2, "a+b"), Planned("z@example.org", "b", "<z@x>")])
+    counts = by_list(ledger.deliveries("issue"))
+    assert counts["a"]["pending"] == 2 and counts["b"]["pending"] == 3
+
+
+def run(workspace: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["-w", str(workspace), *args], catch_exceptions=False)
+
+
+def test_limit_sends_the_next_n_and_the_same_command_continues(workspace: Path) -> None:
+    outbox = workspace / "outbox" / "2025-02-13-steve-kay-blog"
+    first = run(workspace, "send", BLOG, "--list", "managers", "--limit", "10", "--yes")
+    assert first.exit_code == 0, first.output
+    assert len(list(outbox.glob("*.eml"))) == 10
+    status = run(workspace, "status", BLOG)
+    assert "managers" in status.output
+    # pending 15, sending 0, sent 10
+    assert re.search(r"managers\s*│\s*15\s*│\s*0\s*│\s*10\s*│", status.output), status.output
+    second = run(workspace, "send", BLOG, "--list", "managers", "--yes")
+    assert second.exit_code == 0, second.output
+    assert "10 already have this issue and are skipped" in second.output
+    assert len(list(outbox.glob("*.eml"))) == 25
+    third = run(workspace, "send", BLOG, "--list", "managers", "--yes")
+    assert "Everyone on these lists already has this issue" in third.output
+
+
+def test_status_before_any_send(workspace: Path) -> None:
+    result = run(workspace, "status", BLOG)
+    assert result.exit_code == 0
+    assert "has not been sent to anyone yet" in result.output
+    assert not (workspace / "ledger.sqlite").exists()
+
+
+def test_dry_run_records_nothing(workspace: Path) -> None:
+    result = run(workspace, "send", BLOG, "--list", "managers", "--dry-run")
+    assert result.exit_code == 0
+    assert not (workspace / "ledger.sqlite").exists()
+
+
+def test_a_test_send_goes_to_anyone_and_is_not_counted(workspace: Path) -> None:
+    result = run(
+        workspace, "send", BLOG, "--test-to", "me@example.net", "--as-list", "headteachers"
+    )
+    assert result.exit_code == 0, result.output
+    files = list((workspace / "outbox" / "2025-02-13-steve-kay-blog" / "tests").glob("*.eml"))
+    assert [f.name for f in files] == ["me@example.net.eml"]
+    msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert msg["Subject"].startswith("[TEST] ")
+    assert msg["To"] == "me@example.net"
+    first_head = (workspace / "recipients" / "headteachers.csv").read_text("utf-8").splitlines()[1]
+    first_name = first_head.split(",")[1]
+    assert f"Dear {first_name}," in msg.get_body(("plain",)).get_content()
+    status = run(workspace, "status", BLOG)
+    assert "has not been sent to anyone yet" in status.output
+    rows = sqlite3.connect(workspace / "ledger.sqlite").execute(
+        "SELECT email, as_lists, state FROM test_sends"
+    )
+    assert rows.fetchall() == [("me@example.net", "headteachers", "sent")]
+
+
+def test_a_test_send_as_someone_not_on_the_list_is_refused(workspace: Path) -> None:
+    result = run(
+        workspace, "send", BLOG, "--test-to", "me@example.net", "--as-recipient", "x@example.org"
+    )
+    assert result.exit_code == 2
+    assert "x@example.org is not on" in result.output
