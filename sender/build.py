@@ -28,17 +28,21 @@ def write_variants(issue: Issue, variants: list[Variant], out_dir: Path) -> list
         html_path = out_dir / f"{issue.slug}.{v.key}.html"
         text_path = out_dir / f"{issue.slug}.{v.key}.txt"
         data = html.encode("utf-8")
-        _write_if_changed(html_path, data)
-        _write_if_changed(text_path, text.encode("utf-8"))
+        write_if_changed(html_path, data)
+        write_if_changed(text_path, text.encode("utf-8"))
         built.append(Built(v, html_path, text_path, len(data)))
     return built
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
-    # Leaves timestamps alone when nothing changed, so a live preview or a
-    # file watcher does not see phantom edits.
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` whole (temporary file, then rename); True if the file changed.
+
+    Leaves timestamps alone when nothing changed, so a live preview, a file
+    watcher or a publishing step does not see phantom edits.
+    """
     if path.exists() and path.read_bytes() == data:
-        return
-    tmp = path.with_suffix(path.suffix + ".tmp")
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+    return True

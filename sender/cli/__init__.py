@@ -50,10 +50,11 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import build, check, lists, send, status
+    from . import archive, build, check, lists, send, status
 
-    for module in (check, build, lists, send, status):
+    for module in (check, build, lists, send, status, archive):
         cli.add_command(module.command)
+    cli.add_command(archive.history)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..archive import rebuild
 from ..lists import Recipient, address_key
 from ..problems import ProblemsError
 from ..send import SendPlan, ledger_states, open_ledger, outbox_folder, plan_send, send, test_send
@@ -204,7 +205,15 @@ def command(
         if in_main:
             signal.signal(signal.SIGINT, previous)
         ledger.close()
+    if report.outcomes.get("sent"):
+        _archive(ws)
     _final(ws, plan, report.outcomes, report.failures, chosen, stop.is_set(), resume)
+
+
+def _archive(ws: Workspace) -> None:
+    result = rebuild(ws)
+    show_problems(result.warnings)
+    console.print(f"Archive updated: {escape(ws.display(result.folder / 'index.html'))}")
 
 
 def _count_to_send(

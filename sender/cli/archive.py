@@ -1,0 +1,84 @@
+"""newsletter archive / history: the record of what was sent."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..archive import rebuild
+from ..ledger import SqliteLedger
+from .common import console, open_workspace, show_problems
+
+
+@click.command("archive")
+@click.pass_context
+def command(ctx: click.Context) -> None:
+    """Rebuild the archive folder from what was sent.
+
+    For every issue sent (not tests, not dry runs) the archive holds a web
+    copy per list, with no personal data (greetings show their default), an
+    index of all issues, newest first, an index per list, and Atom feeds
+    (feed.xml) that staff can follow. Every link is relative: open
+    archive/index.html from disk, or publish the folder at [newsletter]
+    web_url, where the emails' "view in browser" links point. Sending updates
+    the archive by itself; run this after changing a template or an issue.
+    Files that would not change are left untouched.
+
+    \b
+    Examples:
+      newsletter archive
+      newsletter -w ~/newsletters archive
+    """
+    ws = open_workspace(ctx)
+    result = rebuild(ws)
+    show_problems(result.warnings)
+    console.print(
+        f"Archive: {len(result.entries)} issue(s) in {escape(ws.display(result.folder))}/ "
+        f"({len(result.written)} file(s) changed). Open "
+        f"{escape(ws.display(result.folder / 'index.html'))} in a browser to look."
+    )
+
+
+@click.command("history")
+@click.pass_context
+def history(ctx: click.Context) -> None:
+    """List every send, oldest first: issue, when, lists, how many sent and failed.
+
+    Test sends are not listed (they are never counted as sent). A send that
+    was stopped part-way is marked, and running its command again carries on.
+
+    \b
+    Example:
+      newsletter history
+    """
+    ws = open_workspace(ctx)
+    path = ws.config.resolve(ws.config.ledger)
+    sends = []
+    if path.exists():
+        ledger = SqliteLedger(path)
+        try:
+            sends = ledger.sends()
+        finally:
+            ledger.close()
+    if not sends:
+        console.print("Nothing has been sent yet.")
+        return
+    table = Table(title="Sends", title_justify="left")
+    table.add_column("issue", no_wrap=True)
+    table.add_column("sent on", no_wrap=True)
+    table.add_column("lists")
+    table.add_column("by")
+    for column in ("sent", "failed", "deferred"):
+        table.add_column(column, justify="right")
+    for s in sends:
+        table.add_row(
+            escape(s.title) + (" [yellow](stopped)[/yellow]" if s.interrupted else ""),
+            s.started[:10],
+            escape(", ".join(s.lists)),
+            s.transport,
+            str(s.sent),
+            str(s.failed),
+            str(s.deferred),
+        )
+    console.print(table)
