@@ -23,7 +23,14 @@ def _md() -> MarkdownIt:
 
 
 def to_html(source: str) -> str:
-    return _md().render(source).strip()
+    md = _md()
+    tokens = md.parse(source)
+    for token in tokens:
+        # The template owns h1 (title) and h2 (sections); a '#' written inside a
+        # section becomes h3 or lower, so the heading outline stays in order.
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1]) + 2)}"
+    return md.renderer.render(tokens, md.options, {}).strip()
 
 
 def to_inline_html(source: str) -> str:

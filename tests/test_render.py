@@ -210,3 +210,10 @@ def test_config_without_web_url_or_unsubscribe_omits_those_links(workspace: Path
     full = ws.renderer.variant(issue, frozenset())
     assert "View this issue in your browser" in full.html
     assert "https://news.riverside.example.org/" in full.html
+
+
+def test_headings_inside_a_section_sit_below_the_section_heading() -> None:
+    from sender.markup import to_html
+
+    html = to_html("# Big\n\nText\n\n### Small\n\n###### Tiny")
+    assert re.findall(r"<(h\d)>", html) == ["h3", "h5", "h6"]
