@@ -50,9 +50,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import archive, build, check, lists, send, status
+    from . import archive, build, check, lists, preview, send, status
 
-    for module in (check, build, lists, send, status, archive):
+    for module in (check, build, lists, send, status, archive, preview):
         cli.add_command(module.command)
     cli.add_command(archive.history)
 
