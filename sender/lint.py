@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from .issue import Issue
 from .placeholders import fill, find, split
-from .problems import Problem
+from .problems import Problem, ProblemsError
+from .render import audience_sets
 from .variant import Variant
+from .workspace import Workspace
 
 GMAIL_CLIP_BYTES = 102 * 1024
 SUBJECT_MAX = 78
@@ -120,3 +123,15 @@ def lint(
                         match.start(),
                     )
     return out
+
+
+def check_issue(ws: Workspace, path: Path) -> list[Problem]:
+    """Load, render every variant and lint; all problems, nothing raised."""
+    try:
+        issue = ws.load_issue(path)
+        variants = ws.renderer.variants(issue, audience_sets([], ws.lists))
+    except ProblemsError as exc:
+        return exc.problems
+    columns = ws.list_columns()
+    sizes = ws.list_sizes()
+    return lint(issue, variants, file=ws.display(path), list_sizes=sizes, columns=columns)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sender.cli.check import check_issue
+from sender.lint import check_issue
 from sender.workspace import Workspace
 
 BASE = """title: Lint

@@ -31,7 +31,7 @@ import pytest
 from click.testing import CliRunner
 
 from sender.cli import cli
-from sender.cli.check import check_issue
+from sender.lint import check_issue
 from sender.lists import select
 from sender.preview import MESSAGE_CSP, PreviewServer, workspace_version
 from sender.send import plan_send

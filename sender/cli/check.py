@@ -6,24 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..problems import Problem, ProblemsError
-from ..render import audience_sets
-from ..workspace import Workspace
+from ..lint import check_issue
 from .common import InputError, console, open_workspace, show_problems
-
-
-def check_issue(ws: Workspace, path: Path) -> list[Problem]:
-    """Load, render every variant and lint; all problems, nothing raised."""
-    try:
-        issue = ws.load_issue(path)
-        variants = ws.renderer.variants(issue, audience_sets([], ws.lists))
-    except ProblemsError as exc:
-        return exc.problems
-    from ..lint import lint
-
-    columns = ws.list_columns()
-    sizes = ws.list_sizes()
-    return lint(issue, variants, file=ws.display(path), list_sizes=sizes, columns=columns)
 
 
 @click.command("check")

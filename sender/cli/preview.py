@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from ..lint import check_issue
 from ..preview import PreviewServer
-from .check import check_issue
 from .common import InputError, console, console_err, open_workspace
 
 
