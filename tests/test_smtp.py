@@ -1,0 +1,840 @@
+"""The SMTP transport against real servers on 127.0.0.1. No mocks.
+
+* aiosmtpd in-process: plain, STARTTLS and implicit TLS with certificates the
+  tests make (openssl), AUTH PLAIN and LOGIN, greylisting, byte-for-byte checks.
+* Postfix's ``smtp-sink`` as a subprocess, for faults: soft and hard rejects,
+  421 and dropped connections, and the rate limit. A missing ``smtp-sink`` is
+  a failure under CI=true (``scripts/setup-tests.sh`` installs postfix).
+
+Each server is stopped by the test that started it, by its own handle.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from conftest import need
+
+from sender.config import Config, SmtpConfig
+from sender.lists import Recipient
+from sender.message import Envelope, MessageTemplate
+from sender.transports.eml import EmlOutbox
+from sender.transports.outcome import Job, Outcome, TransportError
+from sender.transports.smtp import RateLimiter, SmtpTransport
+from sender.variant import Variant
+
+USER = "comms"
+PASSWORD = "s3cret-Pässwörd"  # not ASCII: PLAIN and LOGIN carry UTF-8
+SENDER = "news@example.org"
+FAST = 0.05  # backoff base for tests: 0.05 s, 0.1 s, 0.2 s …
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def config(port: int, **overrides: Any) -> SmtpConfig:
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "connections": 1,
+        "rate": 0,  # no limit
+        "tries": 3,
+        "timeout": 5.0,
+    }
+    settings.update(overrides)
+    return SmtpConfig(**settings)
+
+
+def transport(cfg: SmtpConfig, **kwargs: Any) -> SmtpTransport:
+    kwargs.setdefault("password", None)
+    kwargs.setdefault("backoff", FAST)
+    return SmtpTransport(cfg, local_hostname="tests.example.org", **kwargs)
+
+
+def job(n: int, data: bytes | None = None, *, to: str | None = None) -> Job:
+    recipient = to or f"person{n}@example.net"
+    if data is None:
+        data = (
+            f"From: News <{SENDER}>\r\nTo: <{recipient}>\r\nSubject: Message {n}\r\n"
+            f"Message-ID: <{n}@tests.example.org>\r\n\r\nHello number {n}.\r\n"
+        ).encode()
+    return Job(Envelope(SENDER, recipient, f"<{n}@tests.example.org>"), data, key=n)
+
+
+@dataclass
+class Run:
+    """What the callbacks saw during one send_all."""
+
+    started: list[object] = field(default_factory=list)
+    done: dict[object, Outcome] = field(default_factory=dict)
+    seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_start(self, j: Job) -> None:
+        with self.lock:
+            assert j.key not in self.done, "started again after its outcome"
+            self.started.append(j.key)
+
+    def on_done(self, j: Job, outcome: Outcome) -> None:
+        with self.lock:
+            assert j.key not in self.done, "two outcomes for one job"
+            assert j.key in self.started, "an outcome for a job never started"
+            self.done[j.key] = outcome
+
+    def attempts(self, key: object) -> int:
+        return self.started.count(key)
+
+    def states(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for o in self.done.values():
+            counts[o.state] = counts.get(o.state, 0) + 1
+        return counts
+
+
+def send(t: SmtpTransport, jobs: Iterable[Job], stop: threading.Event | None = None) -> Run:
+    run = Run()
+    t0 = time.monotonic()
+    t.send_all(jobs, on_start=run.on_start, on_done=run.on_done, stop=stop or threading.Event())
+    run.seconds = time.monotonic() - t0
+    return run
+
+
+# -- aiosmtpd -----------------------------------------------------------------
+
+
+class Recorder:
+    """An aiosmtpd handler keeping every message; ``greylist`` addresses get one 450."""
+
+    def __init__(self, greylist: Iterable[str] = ()) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.greylist = set(greylist)
+        self.seen: set[str] = set()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.greylist and address not in self.seen:
+            self.seen.add(address)
+            return "450 4.2.0 Greylisted, please try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 2.0.0 Ok: queued"
+
+    def by_recipient(self) -> dict[str, bytes]:
+        return {rcpt[0]: content for _, rcpt, content in self.messages}
+
+
+def authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == USER.encode()
+        and auth_data.password == PASSWORD.encode()
+    )
+    return AuthResult(success=ok, handled=False)
+
+
+@contextmanager
+def aiosmtpd(handler: Recorder, **kwargs: Any) -> Iterator[int]:
+    port = free_port()
+    kwargs.setdefault("decode_data", False)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@dataclass(frozen=True)
+class Cert:
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+
+def make_cert(folder: Path, name: str, san: str) -> Cert:
+    openssl = need("openssl", "sudo apt-get install openssl")
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName={san}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return Cert(cert, key)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cert]:
+    """A self-signed certificate for 127.0.0.1, and one for another name."""
+    folder = tmp_path_factory.mktemp("certs")
+    return {
+        "good": make_cert(folder, "relay.test", "DNS:localhost,IP:127.0.0.1"),
+        "other": make_cert(folder, "mail.example.org", "DNS:mail.example.org"),
+    }
+
+
+# -- smtp-sink ----------------------------------------------------------------
+
+
+def smtp_sink() -> str:
+    """smtp-sink lives in /usr/sbin, often not on a user's PATH."""
+    found = shutil.which("smtp-sink")
+    if found:
+        return found
+    if os.access("/usr/sbin/smtp-sink", os.X_OK):
+        return "/usr/sbin/smtp-sink"
+    return need("smtp-sink", "sudo apt-get install postfix (or: bash scripts/setup-tests.sh)")
+
+
+@dataclass
+class Sink:
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def counters(self) -> dict[str, int]:
+        """smtp-sink -c: sessions and messages so far (read after it stopped)."""
+        text = self.log.read_bytes().decode("ascii", "replace")
+        found: dict[str, int] = {}
+        for name, value in re.findall(r"(sess|quit|mesg)=(\d+)", text):
+            found[name] = int(value)
+        return found
+
+
+def listening(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port, found without connecting
+    (a test connection would count as a session in smtp-sink's counters)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        return any(
+            fields[1] == want and fields[3] == "0A"  # 0A: LISTEN
+            for fields in (line.split() for line in table)
+            if len(fields) > 3
+        )
+
+
+@contextmanager
+def sink(tmp_path: Path, *flags: str) -> Iterator[Sink]:
+    path = smtp_sink()
+    port = free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    log = tmp_path / f"sink-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [path, *user, "-c", *flags, f"127.0.0.1:{port}", "100"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    s = Sink(port, proc, log)
+    try:
+        deadline = time.monotonic() + 5
+        while not listening(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"smtp-sink did not start: {log.read_text()}")
+            time.sleep(0.02)
+        yield s
+    finally:
+        time.sleep(0.05)  # its last counter line
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class CuttingProxy:
+    """A TCP proxy to a server that cuts connection k after ``cuts[k]`` bytes from the
+    client (None: never), in the middle of whatever the client was sending."""
+
+    def __init__(self, target: int, cuts: list[int | None]) -> None:
+        self.target = target
+        self.cuts = cuts
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            cut = self.cuts[min(self.connections, len(self.cuts) - 1)]
+            self.connections += 1
+            self.sockets += [client, server]
+            for args in ((client, server, cut), (server, client, None)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[: limit - sent])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+        self.thread.join(5)
+
+
+# ---------------------------------------------------------------------------
+# aiosmtpd: what arrives is exactly what was handed over
+
+
+TRICKY = [
+    b"Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n",
+    b".\r\nSubject: a dot first\r\n\r\nbody\r\n",
+    b"Subject: no final line break\r\n\r\nlast line",
+    b"Subject: 8-bit\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZo\xc3\xab\r\n",
+]
+
+
+def test_plain_delivers_the_bytes_unchanged() -> None:
+    handler = Recorder()
+    with aiosmtpd(handler) as port:
+        t = transport(config(port))
+        t.check()
+        jobs = [job(n, data) for n, data in enumerate(TRICKY)]
+        run = send(t, jobs)
+    assert run.states() == {"sent": len(TRICKY)}
+    assert all(o.code == 250 and "queued" in o.text for o in run.done.values())
+    got = handler.by_recipient()
+    for j in jobs:
+        expected = j.data if j.data.endswith(b"\r\n") else j.data + b"\r\n"
+        assert got[j.envelope.recipient] == expected
+    assert {m[0] for m in handler.messages} == {SENDER}
+
+
+def newsletter(n: int) -> tuple[MessageTemplate, list[Recipient]]:
+    variant = Variant(
+        slug="2025-02-13-blog",
+        audiences=frozenset(),
+        subject="Steve Kay’s blog, 13 February",
+        preheader="Out and about",
+        html='<!doctype html>\n<html><body><p>Dear {{ first_name | default("colleagues") }},'
+        "</p>\n<p>.A line with a dot first, and some more words to wrap.</p>\n"
+        + "<p>Careers fair news for everyone at school this week.</p>\n" * 60
+        + "</body></html>\n",
+        text='Dear {{ first_name | default("colleagues") }},\n\n.A line with a dot first.\n',
+        fields=frozenset({"first_name"}),
+        required=frozenset(),
+    )
+    cfg = Config(
+        root=Path("."),
+        sender="Riverside News <news@example.org>",
+        domain="news.example.org",
+        unsubscribe="https://example.org/unsub",
+    )
+    tmpl = MessageTemplate(variant, cfg, date=datetime(2025, 2, 13, 9, tzinfo=UTC))
+    people = [
+        Recipient(
+            email=f"head{i}@school.example",
+            name=f"Zoë Head {i}",
+            fields={"email": f"head{i}@school.example", "first_name": f"Zoë{i}"},
+            lists=("headteachers",),
+        )
+        for i in range(n)
+    ]
+    return tmpl, people
+
+
+def test_received_messages_are_what_the_eml_outbox_writes(tmp_path: Path) -> None:
+    tmpl, people = newsletter(5)
+    jobs = [Job(tmpl.envelope(p), tmpl.render(p), key=p.email) for p in people]
+    outbox = EmlOutbox(tmp_path / "outbox")
+    outbox.send_all(
+        jobs, on_start=lambda j: None, on_done=lambda j, o: None, stop=threading.Event()
+    )
+    handler = Recorder()
+    with aiosmtpd(handler) as port:
+        run = send(transport(config(port, connections=2)), iter(jobs))
+    assert run.states() == {"sent": 5}
+    got = handler.by_recipient()
+    for p in people:
+        assert got[p.email] == outbox.path_for(p.email).read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# TLS and AUTH
+
+
+def test_starttls_with_ca_file_and_login(certs: dict[str, Cert]) -> None:
+    handler = Recorder()
+    server = certs["good"].server_context()
+    lines: list[str] = []
+    with aiosmtpd(
+        handler, tls_context=server, require_starttls=True, authenticator=authenticator
+    ) as port:
+        cfg = config(port, security="starttls", ca_file=certs["good"].cert, username=USER)
+        t = transport(cfg, password=PASSWORD, log=lines.append)
+        t.check()
+        data = TRICKY[0]
+        run = send(t, [job(1, data)])
+    assert run.states() == {"sent": 1}
+    assert handler.by_recipient()["person1@example.net"] == data
+    assert any("TLS started" in line for line in lines)
+
+
+def test_starttls_certificate_not_trusted_without_ca_file(certs: dict[str, Cert]) -> None:
+    with aiosmtpd(Recorder(), tls_context=certs["good"].server_context()) as port:
+        t = transport(config(port, security="starttls"))
+        with pytest.raises(TransportError, match=r"do not trust.*\[smtp\] ca_file"):
+            t.check()
+
+
+def test_certificate_for_another_name(certs: dict[str, Cert]) -> None:
+    with aiosmtpd(Recorder(), tls_context=certs["other"].server_context()) as port:
+        t = transport(config(port, security="starttls", ca_file=certs["other"].cert))
+        with pytest.raises(TransportError, match=r"not for the name '127\.0\.0\.1'"):
+            t.check()
+
+
+def test_implicit_tls(certs: dict[str, Cert]) -> None:
+    handler = Recorder()
+    with aiosmtpd(handler, ssl_context=certs["good"].server_context()) as port:
+        untrusted = transport(config(port, security="tls"))
+        with pytest.raises(TransportError, match="ca_file"):
+            untrusted.check()
+        t = transport(config(port, security="tls", ca_file=certs["good"].cert))
+        t.check()
+        run = send(t, [job(1, TRICKY[1])])
+    assert run.states() == {"sent": 1}
+    assert handler.by_recipient()["person1@example.net"] == TRICKY[1]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_login_right_and_wrong_password_and_redacted_log(mechanism: str) -> None:
+    handler = Recorder()
+    other = "LOGIN" if mechanism == "PLAIN" else "PLAIN"
+    with aiosmtpd(
+        handler,
+        authenticator=authenticator,
+        auth_require_tls=False,
+        auth_exclude_mechanism=[other],
+    ) as port:
+        cfg = config(port, username=USER)
+        lines: list[str] = []
+        t = transport(cfg, password=PASSWORD, log=lines.append)
+        t.check()
+        run = send(t, [job(1)])
+        assert run.states() == {"sent": 1}
+
+        wrong = transport(cfg, password="not-the-password", log=lines.append)
+        with pytest.raises(TransportError, match="password") as caught:
+            wrong.check()
+        assert "NEWSLETTER_SMTP_PASSWORD" in str(caught.value)
+        assert "not-the-password" not in str(caught.value)
+
+    log = "\n".join(lines)
+    assert "MAIL FROM:<news@example.org>" in log
+    said = [line.split("] ", 1)[1] for line in lines if "] > " in line]
+    if mechanism == "PLAIN":
+        assert "> AUTH PLAIN ********" in said
+    else:  # the name and the password each answer a 334, both redacted
+        at = said.index("> AUTH LOGIN")
+        assert said[at + 1 : at + 3] == ["> ********", "> ********"]
+    secrets = [PASSWORD, "not-the-password"]
+    for secret in list(secrets):
+        secrets += [
+            base64.b64encode(USER.encode()).decode(),  # not secret, but redacted with the rest
+            base64.b64encode(secret.encode()).decode(),
+            base64.b64encode(f"\0{USER}\0{secret}".encode()).decode(),
+            base64.b64encode(f"{USER}\0{secret}".encode()).decode(),
+        ]
+    for secret in secrets:
+        assert secret not in log
+    assert "SmtpTransport" in repr(t) and PASSWORD not in repr(t)
+
+
+def test_username_without_password_fails_before_connecting() -> None:
+    nobody = free_port()  # nothing listens here: a connection attempt would say so
+    for password in (None, ""):
+        t = transport(config(nobody, username=USER), password=password)
+        with pytest.raises(TransportError, match="NEWSLETTER_SMTP_PASSWORD"):
+            t.check()
+
+
+# ---------------------------------------------------------------------------
+# Preflight failures, with messages a comms officer can act on
+
+
+def test_refused_connection_names_host_and_port_and_sends_nothing() -> None:
+    port = free_port()
+    t = transport(config(port))
+    with pytest.raises(TransportError) as caught:
+        t.check()
+    assert "127.0.0.1" in str(caught.value) and str(port) in str(caught.value)
+    assert "refused" in str(caught.value)
+
+    run = Run()
+    with pytest.raises(TransportError, match="could not connect again"):
+        t.send_all(
+            (job(n) for n in range(5)),
+            on_start=run.on_start,
+            on_done=run.on_done,
+            stop=threading.Event(),
+        )
+    assert run.started == [] and run.done == {}
+
+
+def test_unknown_host() -> None:
+    t = transport(config(25, host="no-such-host.invalid", timeout=3.0))
+    with pytest.raises(
+        TransportError, match=r"cannot find the mail server 'no-such-host\.invalid'"
+    ):
+        t.check()
+
+
+def test_server_without_starttls(tmp_path: Path) -> None:
+    with sink(tmp_path) as s:
+        t = transport(config(s.port, security="starttls"))
+        with pytest.raises(TransportError, match="does not offer STARTTLS"):
+            t.check()
+
+
+def test_username_set_but_server_offers_no_login(tmp_path: Path) -> None:
+    with sink(tmp_path, "-a") as s:
+        t = transport(config(s.port, username=USER), password=PASSWORD)
+        with pytest.raises(TransportError, match=r"does not offer a login \(AUTH\)"):
+            t.check()
+
+
+def test_tls_against_a_plain_server_suggests_starttls(tmp_path: Path) -> None:
+    with sink(tmp_path) as s:
+        t = transport(config(s.port, security="tls"))
+        with pytest.raises(TransportError, match='security = "starttls"'):
+            t.check()
+
+
+def test_no_greeting_times_out(tmp_path: Path) -> None:
+    with sink(tmp_path, "-W", "CONNECT:3") as s:
+        t = transport(config(s.port, timeout=0.3))
+        with pytest.raises(TransportError, match=r"no answer .* within 0\.3 s"):
+            t.check()
+
+
+# ---------------------------------------------------------------------------
+# Rejects and retries
+
+
+def test_soft_reject_is_deferred_after_exactly_tries_attempts(tmp_path: Path) -> None:
+    with sink(tmp_path, "-r", "RCPT") as s:
+        run = send(transport(config(s.port, tries=3, connections=2)), [job(n) for n in range(4)])
+    assert run.states() == {"deferred": 4}
+    for n in range(4):
+        assert run.attempts(n) == 3
+        assert run.done[n].code == 450
+        assert "4.3.0 Error: command failed" in run.done[n].text
+
+
+def test_greylisted_recipients_are_sent_on_the_next_try() -> None:
+    grey = {f"person{n}@example.net" for n in (1, 4)}
+    handler = Recorder(greylist=grey)
+    with aiosmtpd(handler) as port:
+        run = send(transport(config(port, tries=3)), [job(n) for n in range(6)])
+    assert run.states() == {"sent": 6}
+    assert [run.attempts(n) for n in range(6)] == [1, 2, 1, 1, 2, 1]
+    assert len(handler.messages) == 6
+
+
+def test_hard_reject_fails_once_with_code_and_text_and_keeps_the_connection(
+    tmp_path: Path,
+) -> None:
+    reply = "550 5.1.1 <person>: Recipient address rejected: User unknown"
+    with sink(tmp_path, "-f", "RCPT", "-B", reply) as s:
+        run = send(transport(config(s.port, tries=3)), [job(n) for n in range(5)])
+    assert run.states() == {"failed": 5}
+    for n in range(5):
+        assert run.attempts(n) == 1
+        assert run.done[n].code == 550
+        assert run.done[n].text == "5.1.1 <person>: Recipient address rejected: User unknown"
+    assert s.counters()["sess"] == 1  # RSET after each reject, one connection throughout
+
+
+def test_reject_after_the_data(tmp_path: Path) -> None:
+    with sink(tmp_path, "-f", ".") as s:
+        run = send(transport(config(s.port)), [job(n) for n in range(3)])
+    assert run.states() == {"failed": 3}
+    assert {o.code for o in run.done.values()} == {500}
+    assert [run.attempts(n) for n in range(3)] == [1, 1, 1]
+
+
+# ---------------------------------------------------------------------------
+# Dropped connections
+
+
+def test_421_at_data_reconnects_then_defers(tmp_path: Path) -> None:
+    with sink(tmp_path, "-Q", "DATA") as s:
+        run = send(transport(config(s.port, tries=2)), [job(n) for n in range(3)])
+    assert run.states() == {"deferred": 3}
+    for n in range(3):
+        assert run.attempts(n) == 2
+        assert run.done[n].code == 421
+        assert "connection to the mail server dropped" in run.done[n].text
+    assert s.counters()["sess"] >= 6  # a new connection for every attempt
+
+
+def test_dropped_mid_message_reconnects_and_carries_on(tmp_path: Path) -> None:
+    body = b"Subject: long\r\n\r\n" + b"A line of the newsletter, long enough.\r\n" * 100
+    n = 30
+    with sink(tmp_path) as s:
+        proxy = CuttingProxy(s.port, cuts=[6000, 11000, 2500, 9000, None])
+        try:
+            run = send(
+                transport(config(proxy.port, tries=4, connections=2)),
+                [job(i, body) for i in range(n)],
+            )
+        finally:
+            proxy.close()
+    assert run.states() == {"sent": n}
+    assert proxy.connections >= 4
+    assert len(run.started) > n  # the messages cut off were tried again
+    assert s.counters()["mesg"] >= n
+
+
+def test_server_silent_mid_session_times_out_and_defers(tmp_path: Path) -> None:
+    with sink(tmp_path, "-W", "RCPT:3") as s:
+        run = send(transport(config(s.port, tries=2, timeout=0.3)), [job(1)])
+    assert run.done[1].state == "deferred"
+    assert run.attempts(1) == 2
+    assert "timed out" in run.done[1].text
+
+
+# ---------------------------------------------------------------------------
+# Pool, laziness, stopping, errors
+
+
+def test_jobs_are_read_lazily_and_all_connections_share_the_work(tmp_path: Path) -> None:
+    n = 300
+    read = 0
+    most_ahead = 0
+    run = Run()
+
+    def jobs() -> Iterator[Job]:
+        nonlocal read, most_ahead
+        for i in range(n):
+            read += 1
+            most_ahead = max(most_ahead, read - len(run.done))
+            yield job(i)
+
+    with sink(tmp_path) as s:
+        t = transport(config(s.port, connections=3))
+        t.send_all(jobs(), on_start=run.on_start, on_done=run.on_done, stop=threading.Event())
+    assert run.states() == {"sent": n}
+    assert most_ahead <= 4 * 3 + 3 + 1  # the queue, one per connection, one being made
+    assert s.counters()["sess"] == 3
+    assert s.counters()["mesg"] == n
+
+
+def test_stop_finishes_messages_in_flight_and_returns(tmp_path: Path) -> None:
+    stop = threading.Event()
+    run = Run()
+    read = 0
+
+    def jobs() -> Iterator[Job]:
+        nonlocal read
+        for i in range(10_000):
+            read += 1
+            yield job(i)
+
+    def on_done(j: Job, outcome: Outcome) -> None:
+        run.on_done(j, outcome)
+        if len(run.done) == 20:
+            stop.set()
+
+    with sink(tmp_path) as s:
+        t = transport(config(s.port, connections=3, rate=200))
+        t.send_all(jobs(), on_start=run.on_start, on_done=on_done, stop=stop)
+    assert set(run.started) == set(run.done)  # everything started has its outcome
+    assert 20 <= len(run.done) < 40
+    assert read < 60
+    assert run.states() == {"sent": len(run.done)}
+
+
+def test_stop_while_waiting_to_try_again_defers_at_once(tmp_path: Path) -> None:
+    stop = threading.Event()
+    run = Run()
+
+    def on_start(j: Job) -> None:
+        run.on_start(j)
+        if len(run.started) == 3:
+            stop.set()
+
+    with sink(tmp_path, "-r", "RCPT") as s:
+        t = SmtpTransport(config(s.port, tries=5), password=None, backoff=30.0)
+        t0 = time.monotonic()
+        t.send_all((job(n) for n in range(100)), on_start=on_start, on_done=run.on_done, stop=stop)
+    assert time.monotonic() - t0 < 5  # not the 30 s backoff
+    assert set(run.done) == set(run.started) and len(run.done) == 3
+    assert all(o.state == "deferred" and o.code == 450 for o in run.done.values())
+
+
+def test_server_gone_for_good_stops_the_run_with_every_outcome_given(tmp_path: Path) -> None:
+    run = Run()
+    with sink(tmp_path, "-M", "10") as s:  # smtp-sink exits after 10 messages
+        t = transport(config(s.port, connections=2, tries=2))
+        with pytest.raises(TransportError, match=r"could not connect again.*carry on"):
+            t.send_all(
+                (job(n) for n in range(200)),
+                on_start=run.on_start,
+                on_done=run.on_done,
+                stop=threading.Event(),
+            )
+    assert set(run.started) == set(run.done)
+    states = run.states()
+    assert states["sent"] >= 9  # the 10th may have gone down with the server, unanswered
+    assert states["deferred"] >= 1 and len(run.done) < 200
+    assert all("dropped" in o.text for o in run.done.values() if o.state == "deferred")
+
+
+def test_a_failing_callback_is_raised_after_the_others_finish(tmp_path: Path) -> None:
+    run = Run()
+
+    def on_done(j: Job, outcome: Outcome) -> None:
+        run.on_done(j, outcome)
+        if j.key == 5:
+            raise RuntimeError("the ledger is full")
+
+    with sink(tmp_path) as s:
+        t = transport(config(s.port, connections=2))
+        with pytest.raises(RuntimeError, match="the ledger is full"):
+            t.send_all(
+                (job(n) for n in range(1000)),
+                on_start=run.on_start,
+                on_done=on_done,
+                stop=threading.Event(),
+            )
+    assert set(run.started) == set(run.done)
+    assert len(run.done) < 100
+
+
+# ---------------------------------------------------------------------------
+# Rate limit
+
+
+def test_rate_limit_spaces_the_messages(tmp_path: Path) -> None:
+    with sink(tmp_path) as s:
+        run = send(transport(config(s.port, rate=20, connections=2)), [job(n) for n in range(40)])
+    assert run.states() == {"sent": 40}
+    assert run.seconds >= 1.5  # 39 gaps of 50 ms: a lower bound, not a speed
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def take(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:
+    """When each of n messages goes, each waiting its turn as a worker would."""
+    times = []
+    for _ in range(n):
+        clock.now += limiter.reserve()
+        times.append(round(clock.now - 1000.0, 6))
+    return times
+
+
+def test_bucket_spaces_evenly_without_bursts_after_a_pause() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(4.0, clock=clock)
+    assert take(limiter, clock, 5) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    clock.now += 10.0  # idle: no saved-up burst
+    assert take(limiter, clock, 3) == [11.0, 11.25, 11.5]
+
+
+def test_per_minute_cap_is_a_sliding_window() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, per_minute=30, clock=clock)
+    times = take(limiter, clock, 65)
+    assert times[:30] == [round(i * 0.1, 6) for i in range(30)]
+    assert times[30] == 60.0  # the 31st waits until the first is a minute old
+    assert times[31] == 60.1
+    for i in range(len(times) - 30):
+        assert times[i + 30] - times[i] >= 60.0 - 1e-9  # never 31 in any minute
+
+
+def test_per_hour_cap_and_reservations_from_several_workers() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, per_minute=None, per_hour=3, clock=clock)
+    # Four workers ask at once: each is given its own slot, in order.
+    waits = [limiter.reserve() for _ in range(4)]
+    assert waits == [0.0, 0.0, 0.0, 3600.0]
+    assert RateLimiter(0).unlimited and RateLimiter(float("inf")).unlimited
+    assert RateLimiter(None).reserve() == 0.0
