@@ -27,7 +27,6 @@ import email.policy
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -320,23 +319,9 @@ def smtp_help(ws: Workspace) -> str:
 
 
 def _smtp_transport(ws: Workspace) -> Transport:
-    try:
-        from .transports.smtp import SmtpTransport
-    except ImportError:
-        raise TransportError(
-            "this version of newsletter cannot send over SMTP yet; "
-            'set [send] transport = "eml" to save tests as files'
-        ) from None
-    smtp = ws.config.smtp
-    password = os.environ.get(smtp.password_env) if smtp.username else None
-    if smtp.username and not password:
-        raise TransportError(
-            f"[smtp] username is set but the environment variable {smtp.password_env} "
-            "holding the password is empty. Set it in the shell you start the preview from "
-            f"(export {smtp.password_env}=…) and start the preview again; nothing was sent."
-        )
-    transport: Transport = SmtpTransport(smtp, password=password, log=None)
-    return transport
+    from .transports.smtp import from_config
+
+    return from_config(ws.config.smtp)
 
 
 def send_test(ws: Workspace, plan: SendPlan, person: Recipient, to: str) -> TestResult:

@@ -260,7 +260,6 @@ class Recorder:
 
 
 def test_an_smtp_workspace_sends_the_test_through_the_server(workspace: Path, issue: Path) -> None:
-    pytest.importorskip("sender.transports.smtp", reason="the SMTP transport has not landed")
     from aiosmtpd.controller import Controller
 
     recorder = Recorder()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import sys
@@ -242,18 +241,13 @@ def _confirm(ctx: click.Context, yes: bool, question: str) -> None:
 def _transport(ws: Workspace, chosen: str, plan: SendPlan, verbose: bool) -> Transport:
     if chosen == "eml":
         return EmlOutbox(outbox_folder(ws, plan.issue))
-    from ..transports.smtp import SmtpTransport
+    from ..transports.smtp import from_config
 
-    smtp = ws.config.smtp
-    password = os.environ.get(smtp.password_env) if smtp.username else None
-    if smtp.username and not password:
-        raise InputError(
-            f"[smtp] username is set but the environment variable {smtp.password_env} "
-            "holding the password is empty. Set it in your shell "
-            f"(export {smtp.password_env}=…) and run the command again; nothing was sent."
-        )
     log = (lambda line: console_err.print(f"[dim]smtp:[/dim] {escape(line)}")) if verbose else None
-    return SmtpTransport(smtp, password=password, log=log)
+    try:
+        return from_config(ws.config.smtp, log=log)
+    except TransportError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _preflight(carrier: Transport) -> None:

@@ -34,6 +34,7 @@ import base64
 import heapq
 import itertools
 import math
+import os
 import smtplib
 import socket
 import ssl
@@ -895,3 +896,19 @@ def _quit(smtp: _Smtp) -> None:
         pass
     finally:
         smtp.close()
+
+
+def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:
+    """The SMTP transport for a workspace, its password read from the environment.
+
+    The password lives only in the variable named by ``password_env``: never
+    in a file, never printed, never logged.
+    """
+    password = os.environ.get(config.password_env) if config.username else None
+    if config.username and not password:
+        raise TransportError(
+            f"[smtp] username is set but the environment variable {config.password_env} "
+            "holding the password is empty. Set it in your shell "
+            f"(export {config.password_env}=…) and run the command again; nothing was sent."
+        )
+    return SmtpTransport(config, password=password, log=log)
