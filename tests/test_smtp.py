@@ -12,25 +12,22 @@ Each server is stopped by the test that started it, by its own handle.
 from __future__ import annotations
 
 import base64
-import os
-import re
-import shutil
 import socket
 import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import need
+from servers import Recorder, aiosmtpd, free_port, sink
 
 from sender.config import Config, SmtpConfig
 from sender.lists import Recipient
@@ -48,12 +45,6 @@ FAST = 0.05  # backoff base for tests: 0.05 s, 0.1 s, 0.2 s …
 
 # ---------------------------------------------------------------------------
 # Helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config(port: int, **overrides: Any) -> SmtpConfig:
@@ -127,31 +118,6 @@ def send(t: SmtpTransport, jobs: Iterable[Job], stop: threading.Event | None = N
 # -- aiosmtpd -----------------------------------------------------------------
 
 
-class Recorder:
-    """An aiosmtpd handler keeping every message; ``greylist`` addresses get one 450."""
-
-    def __init__(self, greylist: Iterable[str] = ()) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.greylist = set(greylist)
-        self.seen: set[str] = set()
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if address in self.greylist and address not in self.seen:
-            self.seen.add(address)
-            return "450 4.2.0 Greylisted, please try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 2.0.0 Ok: queued"
-
-    def by_recipient(self) -> dict[str, bytes]:
-        return {rcpt[0]: content for _, rcpt, content in self.messages}
-
-
 def authenticator(
     server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
 ) -> AuthResult:
@@ -161,18 +127,6 @@ def authenticator(
         and auth_data.password == PASSWORD.encode()
     )
     return AuthResult(success=ok, handled=False)
-
-
-@contextmanager
-def aiosmtpd(handler: Recorder, **kwargs: Any) -> Iterator[int]:
-    port = free_port()
-    kwargs.setdefault("decode_data", False)
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
 
 
 @dataclass(frozen=True)
@@ -227,73 +181,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cert]:
 
 
 # -- smtp-sink ----------------------------------------------------------------
-
-
-def smtp_sink() -> str:
-    """smtp-sink lives in /usr/sbin, often not on a user's PATH."""
-    found = shutil.which("smtp-sink")
-    if found:
-        return found
-    if os.access("/usr/sbin/smtp-sink", os.X_OK):
-        return "/usr/sbin/smtp-sink"
-    return need("smtp-sink", "sudo apt-get install postfix (or: bash scripts/setup-tests.sh)")
-
-
-@dataclass
-class Sink:
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def counters(self) -> dict[str, int]:
-        """smtp-sink -c: sessions and messages so far (read after it stopped)."""
-        text = self.log.read_bytes().decode("ascii", "replace")
-        found: dict[str, int] = {}
-        for name, value in re.findall(r"(sess|quit|mesg)=(\d+)", text):
-            found[name] = int(value)
-        return found
-
-
-def listening(port: int) -> bool:
-    """Whether something listens on 127.0.0.1:port, found without connecting
-    (a test connection would count as a session in smtp-sink's counters)."""
-    want = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as table:
-        return any(
-            fields[1] == want and fields[3] == "0A"  # 0A: LISTEN
-            for fields in (line.split() for line in table)
-            if len(fields) > 3
-        )
-
-
-@contextmanager
-def sink(tmp_path: Path, *flags: str) -> Iterator[Sink]:
-    path = smtp_sink()
-    port = free_port()
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    log = tmp_path / f"sink-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [path, *user, "-c", *flags, f"127.0.0.1:{port}", "100"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    s = Sink(port, proc, log)
-    try:
-        deadline = time.monotonic() + 5
-        while not listening(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"smtp-sink did not start: {log.read_text()}")
-            time.sleep(0.02)
-        yield s
-    finally:
-        time.sleep(0.05)  # its last counter line
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class CuttingProxy:
@@ -789,9 +676,11 @@ def test_a_failing_callback_is_raised_after_the_others_finish(tmp_path: Path) ->
 
 def test_rate_limit_spaces_the_messages(tmp_path: Path) -> None:
     with sink(tmp_path) as s:
-        run = send(transport(config(s.port, rate=20, connections=2)), [job(n) for n in range(40)])
-    assert run.states() == {"sent": 40}
-    assert run.seconds >= 1.5  # 39 gaps of 50 ms: a lower bound, not a speed
+        run = send(transport(config(s.port, rate=20, connections=4)), [job(n) for n in range(100)])
+    assert run.states() == {"sent": 100}
+    # The issue's bound: rate = 20 spreads 100 messages over at least 4.5 s
+    # (99 gaps of 50 ms), however many connections share the work.
+    assert run.seconds >= 4.5
 
 
 class FakeClock:
