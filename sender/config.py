@@ -155,6 +155,19 @@ def load_config(root: Path) -> Config:
 
     values: dict[str, dict[str, Any]] = {}
     for section, body in data.items():
+        if not isinstance(body, dict):
+            # "host = …" above every [section] line: say where it belongs.
+            homes = [name for name, keys in _SCHEMA.items() if section in keys]
+            problems.error(
+                path,
+                None,
+                None,
+                f"the setting '{section}' is not under any [section]",
+                f"move it below the [{homes[0]}] line"
+                if homes
+                else f"settings belong under a section: {', '.join(f'[{s}]' for s in _SCHEMA)}",
+            )
+            continue
         if section not in _SCHEMA:
             problems.error(
                 path,
@@ -163,9 +176,6 @@ def load_config(root: Path) -> Config:
                 f"unknown section [{section}]",
                 did_you_mean(section, _SCHEMA) or f"sections are: {', '.join(_SCHEMA)}",
             )
-            continue
-        if not isinstance(body, dict):
-            problems.error(path, None, None, f"'{section}' must be a [{section}] table")
             continue
         values[section] = {}
         for key, value in body.items():

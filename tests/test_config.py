@@ -263,3 +263,12 @@ def test_config_not_utf8(workspace: Path) -> None:
     result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
     assert_clean_exit(result, 1)
     assert shown(result, f"{path}: error: is not UTF-8 text")
+
+
+def test_a_setting_outside_any_section_says_where_it_belongs(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text('host = "mail.example.org"\n', encoding="utf-8")
+    with pytest.raises(ProblemsError) as caught:
+        load_config(tmp_path)
+    [problem] = caught.value.problems
+    assert problem.message == "the setting 'host' is not under any [section]"
+    assert problem.hint == "move it below the [smtp] line"

@@ -133,10 +133,17 @@ def command(
     if not plan.recipients:
         raise InputError("nobody to send to on these lists; nothing was sent.")
     if waiting == 0:
-        console.print(
-            "Everyone on these lists already has this issue; nothing to send. "
-            "Use --resend to send it again, or --retry-failed for failed addresses."
-        )
+        failed = sum(1 for r in plan.recipients if states.get(r.email) == "failed")
+        if failed:
+            console.print(
+                f"Nothing to send: the others already have this issue, and {failed} failed "
+                "before. Use --retry-failed to try those again."
+            )
+        else:
+            console.print(
+                "Everyone on these lists already has this issue; nothing to send. "
+                "Use --resend to send it again."
+            )
         return
     if dry_run:
         console.print("[yellow]Dry run:[/yellow] nothing was sent or recorded.")
