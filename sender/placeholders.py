@@ -60,6 +60,13 @@ class Placeholder:
         return self.default if self.default is not None else f"[{self.field}]"
 
 
+def _placeholder(match: re.Match[str]) -> Placeholder:
+    # List columns are lower-cased ("First Name" -> first_name), so field
+    # names are too: {{ First_Name }} finds the first_name column.
+    default = match.group("default")
+    return Placeholder(match.group("field").lower(), _unquote(default) if default else None)
+
+
 def _unquote(literal: str) -> str:
     body = literal[1:-1]
     return re.sub(r"\\(.)", r"\1", body)
@@ -98,10 +105,7 @@ def scan(text: str) -> tuple[list[tuple[int, Placeholder]], list[SyntaxProblem]]
             continue
         match = PLACEHOLDER.match(text, start)
         if match:
-            default = match.group("default")
-            found.append(
-                (start, Placeholder(match.group("field"), _unquote(default) if default else None))
-            )
+            found.append((start, _placeholder(match)))
             pos = match.end()
             continue
         end = text.find("}}", start)
@@ -134,8 +138,7 @@ class Tokens:
 
     def protect(self, text: str) -> str:
         def swap(match: re.Match[str]) -> str:
-            default = match.group("default")
-            ph = Placeholder(match.group("field"), _unquote(default) if default else None)
+            ph = _placeholder(match)
             self.placeholders.append(ph)
             return f"zqph{len(self.placeholders) - 1:04d}qz"
 
@@ -147,8 +150,7 @@ class Tokens:
 
 def find(text: str) -> Iterator[tuple[re.Match[str], Placeholder]]:
     for match in PLACEHOLDER.finditer(text):
-        default = match.group("default")
-        yield match, Placeholder(match.group("field"), _unquote(default) if default else None)
+        yield match, _placeholder(match)
 
 
 @dataclass(frozen=True)

@@ -663,3 +663,10 @@ def test_addresses_that_cannot_go_into_headers_are_reported() -> None:
     (problem,) = check_fields([variant()], people)
     assert (problem.file, problem.line) == ("recipients/managers.csv", 9)
     assert "address" in problem.message
+
+
+def test_field_names_match_columns_whatever_their_case() -> None:
+    from sender.placeholders import fill, split
+
+    segments = split("Dear {{ First_Name }}", "text")
+    assert fill(segments, {"first_name": "Zoë"}) == "Dear Zoë"
