@@ -50,9 +50,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import archive, build, check, lists, preview, send, status
+    from . import archive, build, check, import_, lists, preview, send, status
 
-    for module in (check, build, lists, send, status, archive, preview):
+    for module in (check, build, lists, send, status, archive, preview, import_):
         cli.add_command(module.command)
     cli.add_command(archive.history)
 
