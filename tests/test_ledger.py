@@ -83,6 +83,38 @@ def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
     assert retry.to_send == 6
 
 
+def test_an_answer_is_on_disk_before_the_next_message_goes(tmp_path: Path) -> None:
+    """What another process (or the next run, after a kill) reads from the file:
+    an answer is committed with the next ``sending`` mark, so each connection
+    has at most one message in the state 'sending'."""
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    ledger.snapshot("issue", people(3))
+    send_id = ledger.begin("issue", "T", "2025-01-01", ["a"], "smtp")
+
+    def on_disk() -> dict[str, str]:
+        other = sqlite3.connect(tmp_path / "l.sqlite")
+        try:
+            return dict(other.execute("SELECT email, state FROM deliveries"))
+        finally:
+            other.close()
+
+    ledger.mark_sending("issue", "p0@example.org", send_id)
+    ledger.mark_done("issue", "p0@example.org", Outcome("sent", 250, "ok"))
+    assert on_disk()["p0@example.org"] == "sending"  # answer not yet committed
+    assert {d.email: d.state for d in ledger.deliveries("issue")}["p0@example.org"] == "sent"
+    ledger.mark_sending("issue", "p1@example.org", send_id)
+    ledger.mark_done("issue", "p1@example.org", Outcome("deferred", 451, "later"))
+    ledger.mark_sending("issue", "p2@example.org", send_id)
+    assert on_disk() == {
+        "p0@example.org": "sent",
+        "p1@example.org": "deferred",
+        "p2@example.org": "sending",
+    }
+    ledger.mark_done("issue", "p2@example.org", Outcome("sent", 250, "ok"))
+    ledger.close()  # the last answers are committed on close (and by finish)
+    assert on_disk()["p2@example.org"] == "sent"
+
+
 def test_counts_per_list_count_a_person_on_two_lists_in_each(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
     ledger.snapshot("issue", [*people(2, "a+b"), Planned("z@example.org", "b", "<z@x>")])
