@@ -29,7 +29,7 @@ from typing import BinaryIO, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 
-from .problems import Problem, ProblemsError, Severity, did_you_mean
+from .problems import Problem, ProblemsError, Severities, Severity, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 @dataclass
-class ListReport:
+class ListReport(Severities):
     """What reading one CSV file found.
 
     Every data row (blank lines and the header aside) is counted exactly once,
@@ -96,13 +96,8 @@ class ListReport:
     def valid(self) -> int:
         return len(self.recipients)
 
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
+    def _problems(self) -> list[Problem]:
+        return self.problems
 
 
 @dataclass(frozen=True)
@@ -124,7 +119,7 @@ class Conflict:
 
 
 @dataclass
-class Selection:
+class Selection(Severities):
     """The recipients of one or more lists, each person once.
 
     ``recipients`` are in order of first appearance (lists in the order named,
@@ -142,13 +137,8 @@ class Selection:
     conflicts: list[Conflict]
     problems: list[Problem]
 
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
+    def _problems(self) -> list[Problem]:
+        return self.problems
 
 
 def list_names(recipients_dir: Path) -> list[str]:

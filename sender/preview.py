@@ -46,7 +46,7 @@ from email_validator import EmailNotValidError, validate_email
 from .config import CONFIG_NAME
 from .lists import Recipient, address_key, select
 from .message import MessageTemplate
-from .problems import Problem, ProblemsError
+from .problems import Problem, ProblemsError, Severities
 from .send import SendPlan, open_ledger, outbox_folder, plan_send, test_send
 from .transports import Transport, TransportError
 from .transports.eml import EmlOutbox
@@ -172,7 +172,7 @@ class _Plan:
 
 
 @dataclass
-class _View:
+class _View(Severities):
     """Everything that depends only on the files: rebuilt when the version changes."""
 
     version: str
@@ -184,13 +184,8 @@ class _View:
     messages: dict[tuple[frozenset[str], str], Shown] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.findings if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.findings if p.severity == "warning"]
+    def _problems(self) -> list[Problem]:
+        return self.findings
 
     def audience(self, key: str | None) -> Audience | None:
         found = next((a for a in self.audiences if a.key == key), None)

@@ -48,7 +48,22 @@ class ProblemsError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class Problems:
+class Severities:
+    """``errors`` and ``warnings`` of anything holding problems."""
+
+    def _problems(self) -> list[Problem]:
+        raise NotImplementedError
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self._problems() if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self._problems() if p.severity == "warning"]
+
+
+class Problems(Severities):
     """A collector: stages add to it, then ``raise_if_errors`` once at the end."""
 
     def __init__(self) -> None:
@@ -77,13 +92,8 @@ class Problems:
     def extend(self, problems: Iterable[Problem]) -> None:
         self.items.extend(problems)
 
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.items if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.items if p.severity == "warning"]
+    def _problems(self) -> list[Problem]:
+        return self.items
 
     def raise_if_errors(self) -> None:
         if self.errors:
