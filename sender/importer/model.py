@@ -1,0 +1,114 @@
+"""What a briefing is read into (blocks, pictures, the Draft of an issue), and BriefingError."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+TODO_ALT = "TODO: describe this picture"
+
+
+TEMPLATE_NUMBERED = "briefing"
+
+
+TEMPLATE_PLAIN = "blog"
+
+
+class BriefingError(Exception):
+    """The briefing cannot be imported. The message names the file and says why."""
+
+
+@dataclass
+class Item:
+    """One list item: Markdown text and any list nested under it."""
+
+    md: str
+    sub: Block | None = None
+
+
+@dataclass
+class Block:
+    kind: Literal["para", "heading", "list", "quote", "image"]
+    md: str = ""  # Markdown (inline) for paragraphs
+    plain: str = ""  # the words, for recognising things
+    level: int = 0  # heading level (Word headings)
+    ordered: bool = False  # lists
+    items: list[Item] = field(default_factory=list)
+    quote: list[str] = field(default_factory=list)  # Markdown paragraphs of a quote
+    image: int = -1  # index into Draft.images
+    number: int | None = None  # a paragraph written "3. Text"
+    bold: bool = False  # every word bold (Word): a heading written by hand
+    names: bool = False  # a list found by its short lines, not written with bullets
+    style: str = ""  # "title" or "subtitle" (Word styles)
+    lines: list[str] = field(default_factory=list)  # short lines of a text block, as written
+    line: int | None = None  # where it starts in a text file
+
+
+@dataclass
+class Picture:
+    data: bytes
+    content_type: str
+    alt: str | None = None  # the alt text the Word document gives, if any
+
+    @property
+    def extension(self) -> str:
+        sub = self.content_type.split("/")[-1].lower()
+        return {"jpeg": "jpg", "svg+xml": "svg", "x-emf": "emf", "x-wmf": "wmf"}.get(sub, sub)
+
+
+@dataclass
+class DraftSection:
+    heading: str
+    body: str = ""
+    image: int | None = None  # index into Draft.images
+    notes: list[str] = field(default_factory=list)  # CHECK comments for this section
+    image_note: str | None = None  # CHECK comment for its picture
+
+
+@dataclass
+class Draft:
+    """What was recognised in a briefing, ready to be written as YAML."""
+
+    source: str  # the briefing's name, as the user typed it
+    title: str
+    date: dt.date
+    sections: list[DraftSection]
+    numbered: bool = False
+    subtitle: str | None = None
+    author_name: str | None = None
+    author_role: str | None = None
+    greeting: str | None = None
+    intro: str | None = None
+    sign_off: str | None = None
+    preheader: str | None = None
+    images: list[Picture] = field(default_factory=list)
+    # CHECK comments by key ("title", "date", "author", "greeting", "intro",
+    # "sign_off", "preheader", "" for the file as a whole).
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # about reading the file itself
+    recognised: dict[str, str] = field(default_factory=dict)  # what -> how it was read
+
+    @property
+    def template(self) -> str:
+        return TEMPLATE_NUMBERED if self.numbered else TEMPLATE_PLAIN
+
+    def note(self, key: str, message: str) -> None:
+        self.notes.setdefault(key, []).append(message)
+
+    def summary(self) -> list[tuple[str, str]]:
+        """What was recognised, in the order of the issue."""
+        order = ("title", "date", "author", "subtitle", "greeting", "intro", "sections", "sign-off")
+        return [(k, self.recognised[k]) for k in order if k in self.recognised]
+
+    def unsure(self) -> list[str]:
+        """Every CHECK note, in the order they appear in the file."""
+        out = [*self.warnings, *self.notes.get("", [])]
+        for key in ("title", "date", "preheader", "subtitle", "author", "greeting", "intro"):
+            out += [f"{key}: {n}" for n in self.notes.get(key, [])]
+        for i, s in enumerate(self.sections, start=1):
+            out += [f"section {i} ({s.heading}): {n}" for n in s.notes]
+            if s.image_note:
+                out.append(f"section {i} ({s.heading}) picture: {s.image_note}")
+        out += [f"sign_off: {n}" for n in self.notes.get("sign_off", [])]
+        return out
