@@ -13,7 +13,7 @@ attributes and in links; or, with ``--issue``, rendered from a real issue.
 
 Run by hand from the repository:
 
-    /tmp/venv/bin/python benchmarks/bench_message.py [N] [--naive 2000] [--eml 10000]
+    .venv/bin/python benchmarks/bench_message.py [N] [--naive 2000] [--eml 10000]
 
 Every result is a ``key=value`` line, so runs are easy to compare or grep.
 """

@@ -19,7 +19,7 @@ measured in the same run, on the same machine and inputs.
 
 Run by hand from the repository:
 
-    /tmp/venv/bin/python benchmarks/bench_render.py [--repeat 30] [--no-node]
+    .venv/bin/python benchmarks/bench_render.py [--repeat 30] [--no-node]
 
 Every result is a ``key=value`` line, so runs are easy to compare or grep.
 """

@@ -24,7 +24,7 @@ reported, because the machine is shared. Targets: ours at least 0.7x
 smtp-source, the ledger costing under 10%, ours at least 10x mailmerge.
 Run by hand from the repository:
 
-    /tmp/venv/bin/python benchmarks/bench_send.py [-n 10000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_send.py [-n 10000] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ of about 50 KB, rendered by the message stage (``MessageTemplate``) as
 Every result is a ``key=value`` line; ratios against the baseline and the
 ceiling are measured in the same run. Run by hand from the repository:
 
-    /tmp/venv/bin/python benchmarks/bench_smtp.py [-n 5000] [--size 51200]
+    .venv/bin/python benchmarks/bench_smtp.py [-n 5000] [--size 51200]
 """
 
 from __future__ import annotations
