@@ -194,13 +194,23 @@ class SqliteLedger:
             answers, self._answers = self._answers, []
         return answers
 
-    def _commit_answers(self) -> None:
-        """Commit the answers waiting for the next mark_sending (hold the lock)."""
+    def _commit_answers(self, then: tuple[object, ...] | None = None) -> None:
+        """Commit the answers waiting, and a ``sending`` mark if given (hold the lock)."""
         answers = self._take_answers()
-        if answers:
-            self._db.execute("BEGIN IMMEDIATE")  # one transaction, not one per row
-            self._db.executemany(_DONE, answers)
-            self._db.execute("COMMIT")
+        if not answers and then is None:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one transaction (one fsync) for them all
+        try:
+            db.executemany(_DONE, answers)
+            if then is not None:
+                db.execute(_SENDING, then)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            with self._answers_lock:
+                self._answers[:0] = answers
+            raise
 
     # -- a send ------------------------------------------------------------
     def begin(
@@ -290,22 +300,7 @@ class SqliteLedger:
 
     def mark_sending(self, issue: str, email: str, send_id: int) -> None:
         with self._lock:
-            answers = self._take_answers()
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(_DONE, answers)
-                db.execute(
-                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-                    " send_id = ?, updated = ? WHERE issue = ? AND email = ?",
-                    (send_id, now(), issue, email),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                with self._answers_lock:
-                    self._answers[:0] = answers
-                raise
+            self._commit_answers(then=(send_id, now(), issue, email))
 
     def mark_done(self, issue: str, email: str, outcome: Outcome) -> None:
         with self._answers_lock:
@@ -380,6 +375,10 @@ class SqliteLedger:
             )
 
 
+_SENDING = (
+    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, send_id = ?,"
+    " updated = ? WHERE issue = ? AND email = ?"
+)
 _DONE = (
     "UPDATE deliveries SET state = ?, code = ?, detail = ?, updated = ? "
     "WHERE issue = ? AND email = ?"
