@@ -58,6 +58,12 @@ def browser(chromium_path: str) -> Iterator[object]:
 
 
 @pytest.fixture
+def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Date headers from SOURCE_DATE_EPOCH (13 Feb 2025), so output is reproducible."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+
+
+@pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A copy of the shipped workspace (config, templates, issues, lists) to change freely."""
     for name in ("templates", "newsletters", "recipients"):

@@ -19,9 +19,7 @@ BRIEFING = "newsletters/2012-07-13-peter-duxbury-briefing.yaml"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-@pytest.fixture(autouse=True)
-def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+pytestmark = pytest.mark.usefixtures("fixed_date")
 
 
 def run(workspace: Path, *args: str) -> Result:

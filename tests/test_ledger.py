@@ -18,9 +18,7 @@ from sender.transports import Outcome
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 
 
-@pytest.fixture(autouse=True)
-def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+pytestmark = pytest.mark.usefixtures("fixed_date")
 
 
 def people(n: int, lists: str = "a") -> list[Planned]:

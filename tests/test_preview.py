@@ -44,9 +44,7 @@ MANAGERS_ONLY = "Leadership, Leadership, Leadership!"
 AOIFE = "aoife.byrne@hollybank-nursery.example.org"
 
 
-@pytest.fixture(autouse=True)
-def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+pytestmark = pytest.mark.usefixtures("fixed_date")
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ BRIEFING = "newsletters/2012-07-13-peter-duxbury-briefing.yaml"
 ALL_LISTS = ["headteachers", "managers", "all-staff"]
 
 
-@pytest.fixture(autouse=True)
-def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+pytestmark = pytest.mark.usefixtures("fixed_date")
 
 
 def send(workspace: Path, issue: str, *args: str, input: str | None = None) -> Result:

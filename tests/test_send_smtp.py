@@ -25,9 +25,7 @@ BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 _MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.M | re.I)
 
 
-@pytest.fixture(autouse=True)
-def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1739404800")
+pytestmark = pytest.mark.usefixtures("fixed_date")
 
 
 def use_smtp(workspace: Path, port: int, **settings: Any) -> None:
