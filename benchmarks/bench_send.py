@@ -51,7 +51,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 
 from bench_smtp import Sink  # noqa: E402  (smtp-sink on a free port, counting)
 
-from sender.ledger import Planned, Snapshot, SqliteLedger  # noqa: E402
+from sender.ledger import Eligible, Planned, Snapshot, SqliteLedger  # noqa: E402
 from sender.send import SendPlan, plan_send, send  # noqa: E402
 from sender.transports.outcome import Job, Outcome  # noqa: E402
 from sender.transports.smtp import SmtpTransport, from_config  # noqa: E402
@@ -176,10 +176,10 @@ class TimedLedger(SqliteLedger):
         with self._tlock:
             self.seconds[name] = self.seconds.get(name, 0.0) + dt
 
-    def snapshot(self, issue: str, people: Iterable[Planned], **kw: bool) -> Snapshot:
+    def snapshot(self, issue: str, people: Iterable[Planned], eligible: Eligible) -> Snapshot:
         t0 = time.perf_counter()
         try:
-            return super().snapshot(issue, people, **kw)
+            return super().snapshot(issue, people, eligible)
         finally:
             self._timed("snapshot", t0)
 
@@ -204,7 +204,7 @@ def ours_ledger_on(
         path = folder / f"ledger-{time.monotonic_ns()}.sqlite"
         ledger = TimedLedger(path) if timed else SqliteLedger(path)
         try:
-            report = send(plan, ws, transport, ledger)
+            report = send(plan, ws, transport, ledger=ledger, archive=False)
         finally:
             ledger.close()
         for suffix in ("", "-wal", "-shm"):

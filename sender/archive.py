@@ -16,9 +16,10 @@ from xml.etree import ElementTree as ET
 
 import jinja2
 
+from .audiences import key_lists, parse_key
 from .build import write_if_changed
 from .issue import Issue, slug_for
-from .ledger import SqliteLedger
+from .ledger import read_ledger
 from .placeholders import fill, split
 from .problems import Problem
 from .render import Renderer, long_date
@@ -52,11 +53,7 @@ class ArchiveResult:
 
 def collect(ws: Workspace) -> tuple[list[Entry], list[Problem]]:
     """What the ledger says was sent, joined with the issue files, newest first."""
-    path = ws.config.resolve(ws.config.ledger)
-    if not path.exists():
-        return [], []
-    ledger = SqliteLedger(path)
-    try:
+    with read_ledger(ws.config) as ledger:
         sends = [s for s in ledger.sends() if s.sent]
         by_issue: dict[str, list[str]] = {}
         for s in sends:
@@ -82,12 +79,10 @@ def collect(ws: Workspace) -> tuple[list[Entry], list[Problem]]:
                 )
                 continue
             keys = sorted({d.lists for d in delivered})
-            lists = sorted({name for key in keys for name in key.split("+")})
+            lists = sorted({name for key in keys for name in key_lists(key)})
             entries.append(
                 Entry(ws.load_issue(source), tuple(lists), tuple(keys), len(delivered), max(stamps))
             )
-    finally:
-        ledger.close()
     entries.sort(key=lambda e: (e.issue.date, e.updated, e.issue.slug), reverse=True)
     return entries, warnings
 
@@ -109,7 +104,7 @@ def rebuild(ws: Workspace) -> ArchiveResult:
 
     for entry in entries:
         pages = sorted(set(entry.keys) | set(entry.lists))
-        variants = renderer.variants(entry.issue, [frozenset(k.split("+")) for k in pages])
+        variants = renderer.variants(entry.issue, [parse_key(k) for k in pages])
         for key, variant in zip(pages, variants, strict=True):
             html = fill(split(variant.html, "html"), None)
             put(f"{entry.folder}/{key}.html", html.encode("utf-8"))

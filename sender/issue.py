@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from . import placeholders
+from .audiences import EVERYONE
 from .problems import Problems, ProblemsError, did_you_mean
-from .variant import EVERYONE
 
 Position = tuple[int, int]  # 1-based line and column
 
@@ -51,6 +51,10 @@ class Section:
     button: Button | None = None
     audiences: tuple[str, ...] = ()  # empty: everyone
 
+    def is_for(self, audiences: frozenset[str]) -> bool:
+        """Whether someone on these lists gets this section; an empty set means everyone."""
+        return not audiences or not self.audiences or bool(audiences & set(self.audiences))
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -71,12 +75,6 @@ class Issue:
     # Where each value was written ("sections[2].button.url" -> line, col), so
     # later checks (lint) can point at it too.
     positions: Mapping[str, Position] = field(default_factory=dict, compare=False)
-
-    def sections_for(self, audiences: frozenset[str]) -> tuple[Section, ...]:
-        """Sections meant for this audience set; an empty set means everyone."""
-        if not audiences or EVERYONE in audiences:
-            return self.sections
-        return tuple(s for s in self.sections if not s.audiences or audiences & set(s.audiences))
 
     def texts(self) -> list[tuple[str, str]]:
         """Every piece of text that may hold placeholders, with its position key."""

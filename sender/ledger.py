@@ -25,15 +25,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from .transports.outcome import Outcome
+from .audiences import key_lists
+from .config import Config
+from .transports.base import DELIVERY_STATES, DeliveryState, Outcome
 
-STATES = ("pending", "sending", "sent", "deferred", "failed")
+STATES = DELIVERY_STATES
+# Whether a person in this state is sent to this run: the send's rule, not the ledger's.
+Eligible = Callable[[DeliveryState], bool]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -55,7 +60,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     email TEXT NOT NULL,
     lists TEXT NOT NULL,
     message_id TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'deferred', 'failed')),
+    state TEXT NOT NULL CHECK (state IN ({states})),
     code INTEGER,
     detail TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -78,7 +83,7 @@ CREATE TABLE IF NOT EXISTS test_sends (
     detail TEXT NOT NULL DEFAULT '',
     at TEXT NOT NULL
 );
-"""
+""".format(states=", ".join(f"'{s}'" for s in DELIVERY_STATES))
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class Delivery:
     email: str
     lists: str
     message_id: str
-    state: str
+    state: DeliveryState
     code: int | None
     detail: str
     attempts: int
@@ -138,9 +143,7 @@ class Ledger(Protocol):
         self,
         issue: str,
         people: Iterable[Planned],
-        *,
-        resend: bool = False,
-        retry_failed: bool = False,
+        eligible: Eligible,
     ) -> Snapshot: ...
     def to_send(self, issue: str, emails: Iterable[str], limit: int | None = None) -> list[str]: ...
     def mark_sending(self, issue: str, email: str, send_id: int) -> None: ...
@@ -228,11 +231,13 @@ class SqliteLedger:
         self,
         issue: str,
         people: Iterable[Planned],
-        *,
-        resend: bool = False,
-        retry_failed: bool = False,
+        eligible: Eligible,
     ) -> Snapshot:
-        """Record everyone as pending before the first message (one transaction)."""
+        """Record everyone as pending before the first message (one transaction).
+
+        New people are pending; others are made pending again when ``eligible``
+        says their state is sent to this run.
+        """
         stamp = now()
         new = already = failed = 0
         unknown: list[str] = []
@@ -257,18 +262,14 @@ class SqliteLedger:
                         new += 1
                         continue
                     state = row[0]
-                    again = (
-                        state in ("sending", "deferred")
-                        or (state == "sent" and resend)
-                        or (state == "failed" and retry_failed)
-                    )
+                    again = eligible(state)
                     if state == "sending":
                         unknown.append(p.email)
-                    elif state == "sent" and not resend:
+                    elif state == "sent" and not again:
                         already += 1
-                    elif state == "failed" and not retry_failed:
+                    elif state == "failed" and not again:
                         failed += 1
-                    if again:
+                    if again and state != "pending":
                         db.execute(
                             "UPDATE deliveries SET state = 'pending', lists = ?, updated = ? "
                             "WHERE issue = ? AND email = ?",
@@ -401,7 +402,7 @@ def by_list(deliveries: Iterable[Delivery]) -> dict[str, dict[str, int]]:
     """Counts per list and state; a person on two lists counts in each."""
     out: dict[str, dict[str, int]] = {}
     for d in deliveries:
-        for name in d.lists.split("+"):
+        for name in key_lists(d.lists):
             counts = out.setdefault(name, dict.fromkeys(STATES, 0))
             counts[d.state] += 1
     return out
@@ -409,3 +410,44 @@ def by_list(deliveries: Iterable[Delivery]) -> dict[str, dict[str, int]]:
 
 def iter_failures(deliveries: Iterable[Delivery]) -> Iterator[Delivery]:
     return (d for d in deliveries if d.state in ("failed", "deferred"))
+
+
+class LedgerReader(Protocol):
+    """What ``status``, ``history`` and the archive read."""
+
+    def deliveries(self, issue: str) -> list[Delivery]: ...
+    def sends(self) -> list[SendRecord]: ...
+
+
+class _Nothing:
+    """The record of a folder that has sent nothing yet: no file is made to say so."""
+
+    def deliveries(self, issue: str) -> list[Delivery]:
+        return []
+
+    def sends(self) -> list[SendRecord]:
+        return []
+
+
+def ledger_path(config: Config) -> Path:
+    return config.resolve(config.ledger)
+
+
+@contextmanager
+def open_ledger(config: Config) -> Iterator[SqliteLedger]:
+    """The workspace's ledger, created if need be, closed (answers committed) on exit."""
+    ledger = SqliteLedger(ledger_path(config))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+@contextmanager
+def read_ledger(config: Config) -> Iterator[LedgerReader]:
+    """The ledger to read, or an empty record when nothing was ever sent (no file made)."""
+    if not ledger_path(config).exists():
+        yield _Nothing()
+        return
+    with open_ledger(config) as ledger:
+        yield ledger

@@ -30,26 +30,7 @@ from typing import BinaryIO, Protocol
 from email_validator import EmailNotValidError, validate_email
 
 from .problems import Problem, ProblemsError, Severities, Severity, did_you_mean
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One person, once, however many lists they are on.
-
-    ``email`` is normalised (email-validator's ``normalized``, ASCII).
-    ``name`` is the display name for the To header ('' when unknown).
-    ``fields`` holds every column of their rows (lower-case keys, first list
-    named wins on conflict), including ``email``; placeholders read it.
-    ``lists`` are the lists they are on, in the order the lists were named.
-    ``rows`` says where they came from: (file, line) per row merged.
-    """
-
-    email: str
-    name: str
-    fields: Mapping[str, str]
-    lists: tuple[str, ...]
-    rows: tuple[tuple[str, int], ...] = field(default=())
-
+from .recipient import Recipient, address_key, display_name
 
 SUPPRESSED = "suppressed"
 MAX_FIELD = 1000
@@ -64,9 +45,6 @@ CP1252_WARNING = (
 # Header spellings of the email column, compared with case, spaces, '-' and
 # '_' removed: email, Email, E-mail, e_mail, Email Address, email_address, ...
 _EMAIL_HEADERS = ("email", "emailaddress")
-_NAME_KEYS = ("name", "full_name", "display_name")
-_FIRST_KEYS = ("first_name", "firstname", "forename", "given_name")
-_LAST_KEYS = ("last_name", "lastname", "surname", "family_name")
 _SEPARATORS = (",", ";", "\t")
 _NOT_WORD = re.compile(r"\W+")
 _NOT_ALNUM = re.compile(r"[\W_]+")
@@ -230,21 +208,6 @@ def select(recipients_dir: Path, root: Path, names: Sequence[str]) -> Selection:
         conflicts=conflicts,
         problems=problems,
     )
-
-
-def address_key(email: str) -> str:
-    """What two addresses must share to be the same person: the case-folded address."""
-    return email.casefold()
-
-
-def display_name(fields: Mapping[str, str]) -> str:
-    """The To: name: a ``name`` column, else first and last name, else ''."""
-    for key in _NAME_KEYS:
-        if fields.get(key):
-            return fields[key]
-    first = next((fields[k] for k in _FIRST_KEYS if fields.get(k)), "")
-    last = next((fields[k] for k in _LAST_KEYS if fields.get(k)), "")
-    return " ".join(part for part in (first, last) if part)
 
 
 def field_key(header: str) -> str:

@@ -40,9 +40,9 @@ from email.utils import format_datetime, parseaddr
 from operator import itemgetter
 
 from .config import Config
-from .lists import Recipient
 from .placeholders import PLACEHOLDER, Context, Placeholder, escape, find, split
 from .problems import Problem
+from .recipient import Recipient
 from .variant import Variant
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "MessageTemplate",
     "MissingFieldError",
     "check_fields",
-    "dot_stuff",
     "header_text",
     "message_id",
     "send_date",
@@ -131,17 +130,6 @@ def message_id(slug: str, email: str, domain: str, *, salt: str = "") -> str:
     key = f"{slug}\0{email}" + (f"\0{salt}" if salt else "")
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return f"<{digest}.{_label(slug, 'issue')}@{_check_domain(domain)}>"
-
-
-def dot_stuff(data: bytes) -> bytes:
-    """SMTP DATA transparency (RFC 5321 4.5.2): double a '.' that starts a line.
-
-    ``render`` output never has such a line, so this returns it unchanged; it
-    is here for bytes from elsewhere. The caller still ends DATA with CRLF.CRLF.
-    """
-    if data.startswith(b"."):
-        data = b"." + data
-    return data.replace(b"\r\n.", b"\r\n..")
 
 
 # ---------------------------------------------------------------------------

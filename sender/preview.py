@@ -43,14 +43,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jinja2
 from email_validator import EmailNotValidError, validate_email
 
+from .audiences import audience_key
 from .config import CONFIG_NAME
-from .lists import Recipient, address_key, select
+from .lists import select
 from .message import MessageTemplate
 from .problems import Problem, ProblemsError, Severities
-from .send import SendPlan, open_ledger, outbox_folder, plan_send, test_send
-from .transports import Transport, TransportError
-from .transports.eml import EmlOutbox
-from .variant import audience_key
+from .recipient import Recipient, address_key
+from .send import SendPlan, outbox_folder, plan_send
+from .send import send_test as send_test_copy
+from .transports import TransportError
 from .workspace import Workspace
 
 __all__ = [
@@ -221,7 +222,7 @@ def _build_view(root: Path, issue: Path, version: str, check: CheckFn) -> _View:
         combos: dict[frozenset[str], int] = {}
         for r in selection.recipients:
             if len(r.lists) > 1:
-                key = frozenset(r.lists)
+                key = r.audiences
                 combos[key] = combos.get(key, 0) + 1
         order = {name: n for n, name in enumerate(ws.lists)}
         for lists, count in sorted(
@@ -245,12 +246,12 @@ def _plan(view: _View, issue: Path, audience: Audience) -> _Plan:
         # The people are still worth listing while the issue is being fixed.
         try:
             selection = select(ws.config.recipients_dir, ws.root, audience.names)
-            people = [r for r in selection.recipients if frozenset(r.lists) == audience.lists]
+            people = [r for r in selection.recipients if r.audiences == audience.lists]
         except ProblemsError:
             people = []
         made = _Plan(None, people, exc.problems)
     else:
-        people = [r for r in plan.recipients if frozenset(r.lists) == audience.lists]
+        people = [r for r in plan.recipients if r.audiences == audience.lists]
         try:
             template = plan.templates(ws)[audience.lists] if people else None
         except ValueError as exc:  # a sender, domain or unsubscribe address mail cannot carry
@@ -313,47 +314,29 @@ def smtp_help(ws: Workspace) -> str:
     )
 
 
-def _smtp_transport(ws: Workspace) -> Transport:
-    from .transports.smtp import from_config
-
-    return from_config(ws.config.smtp)
-
-
 def send_test(ws: Workspace, plan: SendPlan, person: Recipient, to: str) -> TestResult:
     """``newsletter send --test-to``: the real message of ``person``'s lists, to ``to``."""
     chosen = ws.config.transport
-    carrier: Transport
     try:
-        if chosen == "smtp":
-            carrier = _smtp_transport(ws)
-        else:
-            carrier = EmlOutbox(outbox_folder(ws, plan.issue) / "tests")
-        carrier.check()
-        ledger = open_ledger(ws)
-        try:
-            results = test_send(plan, ws, carrier, ledger, [to], as_recipient=person)
-        finally:
-            ledger.close()
+        report = send_test_copy(plan, ws, [to], as_recipient=person, kind=chosen)
     except TransportError as exc:
         return TestResult(False, str(exc), chosen)
-    bad = [(a, o) for a, o in results if o.state != "sent"]
-    key = audience_key(frozenset(person.lists))
-    if bad:
-        address, outcome = bad[0]
+    if report.failures:
+        address, outcome = report.failures[0]
         code = f"{outcome.code} " if outcome.code else ""
         return TestResult(False, f"{address}: {outcome.state}: {code}{outcome.text}", chosen)
     if chosen == "smtp":
         smtp = ws.config.smtp
         return TestResult(
             True,
-            f"Sent a [TEST] of the {key} version, personalised as {person.email}, to {to} "
+            f"Sent a [TEST] of the {report.key} version, personalised as {person.email}, to {to} "
             f"through {smtp.host}:{smtp.port}.",
             chosen,
         )
-    files = tuple(ws.display(Path(o.text)) for _, o in results)
+    files = tuple(ws.display(Path(o.text)) for _, o in report.results)
     return TestResult(
         True,
-        f"Saved a [TEST] of the {key} version, personalised as {person.email}, for {to} "
+        f"Saved a [TEST] of the {report.key} version, personalised as {person.email}, for {to} "
         f"in {', '.join(files)}. Open it in your mail client.",
         chosen,
         files,

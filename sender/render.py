@@ -19,12 +19,13 @@ import mjml
 from markupsafe import Markup
 
 from . import markup
+from .audiences import EVERYONE, audience_key, parse_key
 from .config import Config
 from .inline import engine
-from .issue import Issue, Section
+from .issue import Issue
 from .placeholders import Placeholder, Tokens, find
 from .problems import Problems, ProblemsError
-from .variant import EVERYONE, Variant, audience_key
+from .variant import Variant
 
 MONTHS = [
     "January",
@@ -173,7 +174,7 @@ class Renderer:
     # -- per audience set ----------------------------------------------------
     def _variant(self, issue: Issue, prepared: _Prepared, audiences: frozenset[str]) -> Variant:
         audiences = frozenset() if EVERYONE in audiences else audiences
-        chosen = [i for i, s in enumerate(issue.sections) if _for(s, audiences)]
+        chosen = [i for i, s in enumerate(issue.sections) if s.is_for(audiences)]
         context = self._context(issue, audiences)
         html_sections = [
             {**prepared.sections_html[i], "number": n} for n, i in enumerate(chosen, start=1)
@@ -235,10 +236,6 @@ class Renderer:
         }
 
 
-def _for(section: Section, audiences: frozenset[str]) -> bool:
-    return not audiences or not section.audiences or bool(audiences & set(section.audiences))
-
-
 def _template_problem(exc: jinja2.TemplateError, templates_dir: Path) -> ProblemsError:
     problems = Problems()
     name = getattr(exc, "filename", None) or getattr(exc, "name", None) or "template"
@@ -261,16 +258,8 @@ def audience_sets(names: Sequence[str], lists: Sequence[str]) -> list[frozenset[
         return [frozenset([n]) for n in lists] + [frozenset()]
     out = []
     for name in names:
-        parts = frozenset(p.strip() for p in name.split("+") if p.strip())
-        out.append(frozenset() if EVERYONE in parts else parts)
+        out.append(parse_key(name))
     return out
-
-
-def fill_defaults(text: str, kind: str) -> str:
-    """A variant with each placeholder shown as its default, or [field] without one."""
-    from .placeholders import fill, split
-
-    return fill(split(text, "html" if kind == "html" else "text"), None)
 
 
 __all__ = ["Placeholder", "Renderer", "Variant", "audience_sets", "long_date", "template_names"]

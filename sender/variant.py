@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EVERYONE = "everyone"
-
-
-def audience_key(audiences: frozenset[str]) -> str:
-    """'everyone', 'headteachers' or 'headteachers+managers': stable, file-name safe."""
-    return "+".join(sorted(audiences)) if audiences else EVERYONE
+from .audiences import audience_key
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ from click.testing import CliRunner, Result
 
 from sender.cli import cli
 from sender.ledger import Planned, SqliteLedger, by_list
+from sender.send import Eligibility
 from sender.transports import Outcome
+
+FIRST_TIME = Eligibility()  # no --resend, no --retry-failed
 
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 
@@ -27,7 +30,7 @@ def people(n: int, lists: str = "a") -> list[Planned]:
 
 def test_snapshot_records_everyone_pending(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
-    snap = ledger.snapshot("issue", people(5))
+    snap = ledger.snapshot("issue", people(5), FIRST_TIME)
     assert (snap.new, snap.already_sent, snap.unknown, snap.failed, snap.to_send) == (
         5,
         0,
@@ -43,7 +46,7 @@ def test_snapshot_records_everyone_pending(tmp_path: Path) -> None:
 
 def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
-    ledger.snapshot("issue", people(5))
+    ledger.snapshot("issue", people(5), FIRST_TIME)
     send_id = ledger.begin("issue", "T", "2025-01-01", ["a"], "smtp")
     outcomes = {
         0: Outcome("sent", 250, "ok"),
@@ -59,7 +62,7 @@ def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
     ledger.close()
 
     again = SqliteLedger(tmp_path / "l.sqlite")
-    snap = again.snapshot("issue", people(6))
+    snap = again.snapshot("issue", people(6), FIRST_TIME)
     assert snap.new == 1 and snap.already_sent == 1 and snap.failed == 1
     assert snap.unknown == ["p3@example.org"]
     everyone = [p.email for p in people(6)]
@@ -77,7 +80,7 @@ def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
         "no such user",
         1,
     )
-    retry = again.snapshot("issue", people(6), retry_failed=True, resend=True)
+    retry = again.snapshot("issue", people(6), Eligibility(retry_failed=True, resend=True))
     assert retry.to_send == 6
 
 
@@ -86,7 +89,7 @@ def test_an_answer_is_on_disk_before_the_next_message_goes(tmp_path: Path) -> No
     an answer is committed with the next ``sending`` mark, so each connection
     has at most one message in the state 'sending'."""
     ledger = SqliteLedger(tmp_path / "l.sqlite")
-    ledger.snapshot("issue", people(3))
+    ledger.snapshot("issue", people(3), FIRST_TIME)
     send_id = ledger.begin("issue", "T", "2025-01-01", ["a"], "smtp")
 
     def on_disk() -> dict[str, str]:
@@ -115,7 +118,9 @@ def test_an_answer_is_on_disk_before_the_next_message_goes(tmp_path: Path) -> No
 
 def test_counts_per_list_count_a_person_on_two_lists_in_each(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.sqlite")
-    ledger.snapshot("issue", [*people(2, "a+b"), Planned("z@example.org", "b", "<z@x>")])
+    ledger.snapshot(
+        "issue", [*people(2, "a+b"), Planned("z@example.org", "b", "<z@x>")], FIRST_TIME
+    )
     counts = by_list(ledger.deliveries("issue"))
     assert counts["a"]["pending"] == 2 and counts["b"]["pending"] == 3
 

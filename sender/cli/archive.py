@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..archive import rebuild
-from ..ledger import SqliteLedger
+from ..ledger import read_ledger
 from .common import console, open_workspace, show_problems
 
 
@@ -53,14 +53,8 @@ def history(ctx: click.Context) -> None:
       newsletter history
     """
     ws = open_workspace(ctx)
-    path = ws.config.resolve(ws.config.ledger)
-    sends = []
-    if path.exists():
-        ledger = SqliteLedger(path)
-        try:
-            sends = ledger.sends()
-        finally:
-            ledger.close()
+    with read_ledger(ws.config) as ledger:
+        sends = ledger.sends()
     if not sends:
         console.print("Nothing has been sent yet.")
         return

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..audiences import EVERYONE
 from ..build import write_variants
 from ..problems import ProblemsError
 from ..render import audience_sets
-from ..variant import EVERYONE
 from .common import InputError, console, open_workspace, show_problems
 
 

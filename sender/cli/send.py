@@ -21,13 +21,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..archive import rebuild
-from ..lists import Recipient, address_key
+from ..audiences import audience_key
 from ..problems import ProblemsError
-from ..send import SendPlan, ledger_states, open_ledger, outbox_folder, plan_send, send, test_send
+from ..send import (
+    Eligibility,
+    NotOnList,
+    PreflightError,
+    SendPlan,
+    SendReport,
+    Standing,
+    ledger_states,
+    open_transport_for,
+    outbox_folder,
+    plan_send,
+    send,
+    send_test,
+    stand_in,
+    standing,
+)
 from ..transports import Outcome, Transport, TransportError
-from ..transports.eml import EmlOutbox
-from ..variant import audience_key
 from ..workspace import Workspace
 from .common import EXIT_USAGE, InputError, console, console_err, open_workspace, show_problems
 
@@ -118,7 +130,7 @@ def command(
     if not lists and not test_to:
         raise click.UsageError("say who to send to: --list NAME (or --test-to EMAIL for a test)")
     if test_to:
-        _test(ctx, ws, issue, lists, chosen, test_to, as_list, as_recipient, verbose)
+        _test(ws, issue, lists, chosen, test_to, as_list, as_recipient, verbose)
         return
     try:
         plan = plan_send(ws, issue, lists)
@@ -127,16 +139,15 @@ def command(
         raise InputError(
             "nothing was sent. Fix the problems above and run the command again."
         ) from None
-    states = ledger_states(ws, plan.issue)
-    show_summary(ws, plan, chosen, states, resend=resend, retry_failed=retry_failed, limit=limit)
-    waiting = _count_to_send(plan, states, resend=resend, retry_failed=retry_failed)
+    rule = Eligibility(resend=resend, retry_failed=retry_failed)
+    where = standing(plan, ledger_states(ws.config, plan.issue.slug), rule)
+    show_summary(ws, plan, chosen, where, rule, limit=limit)
     if not plan.recipients:
         raise InputError("nobody to send to on these lists; nothing was sent.")
-    if waiting == 0:
-        failed = sum(1 for r in plan.recipients if states.get(r.email) == "failed")
-        if failed:
+    if where.waiting == 0:
+        if where.failed:
             console.print(
-                f"Nothing to send: the others already have this issue, and {failed} failed "
+                f"Nothing to send: the others already have this issue, and {where.failed} failed "
                 "before. Use --retry-failed to try those again."
             )
         else:
@@ -148,12 +159,10 @@ def command(
     if dry_run:
         console.print("[yellow]Dry run:[/yellow] nothing was sent or recorded.")
         return
-    count = min(waiting, limit) if limit else waiting
+    count = where.this_run(limit)
     _confirm(ctx, yes, f"Send to {count} people by {chosen}?")
 
-    carrier = _transport(ws, chosen, plan, verbose)
-    _preflight(carrier)
-    ledger = open_ledger(ws)
+    carrier = _transport(ws, plan, chosen, verbose)
     stop = threading.Event()
     resume = _resume_command(ws, issue, lists, transport)
     progress = Progress(
@@ -197,38 +206,24 @@ def command(
                 plan,
                 ws,
                 carrier,
-                ledger,
-                resend=resend,
-                retry_failed=retry_failed,
+                rule=rule,
                 limit=limit,
                 stop=stop,
                 on_snapshot=on_snapshot,
                 on_done=on_done,
             )
+    except PreflightError as exc:
+        raise InputError(f"{exc}\nNothing was sent.") from None
     except TransportError as exc:
         raise InputError(f"{exc}\nTo carry on later: {resume}") from None
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)
-        ledger.close()
-    if report.outcomes.get("sent"):
-        _archive(ws)
-    _final(ws, plan, report.outcomes, report.failures, chosen, stop.is_set(), resume)
-
-
-def _archive(ws: Workspace) -> None:
-    result = rebuild(ws)
-    show_problems(result.warnings)
-    console.print(f"Archive updated: {escape(ws.display(result.folder / 'index.html'))}")
-
-
-def _count_to_send(
-    plan: SendPlan, states: dict[str, str], *, resend: bool, retry_failed: bool
-) -> int:
-    skip = {"sent"} if not resend else set()
-    if not retry_failed:
-        skip.add("failed")
-    return sum(1 for r in plan.recipients if states.get(r.email) not in skip)
+    if report.archive is not None:
+        show_problems(report.archive.warnings)
+        index = report.archive.folder / "index.html"
+        console.print(f"Archive updated: {escape(ws.display(index))}")
+    _final(ws, plan, report, chosen, resume)
 
 
 def _confirm(ctx: click.Context, yes: bool, question: str) -> None:
@@ -245,23 +240,12 @@ def _confirm(ctx: click.Context, yes: bool, question: str) -> None:
         ctx.exit(0)
 
 
-def _transport(ws: Workspace, chosen: str, plan: SendPlan, verbose: bool) -> Transport:
-    if chosen == "eml":
-        return EmlOutbox(outbox_folder(ws, plan.issue))
-    from ..transports.smtp import from_config
-
+def _transport(ws: Workspace, plan: SendPlan, chosen: str, verbose: bool) -> Transport:
     log = (lambda line: console_err.print(f"[dim]smtp:[/dim] {escape(line)}")) if verbose else None
     try:
-        return from_config(ws.config.smtp, log=log)
+        return open_transport_for(ws, plan.issue, chosen, log=log)
     except TransportError as exc:
         raise InputError(str(exc)) from None
-
-
-def _preflight(carrier: Transport) -> None:
-    try:
-        carrier.check()
-    except TransportError as exc:
-        raise InputError(f"{exc}\nNothing was sent.") from None
 
 
 def _rate(progress: Progress, task_id: object) -> float:
@@ -280,15 +264,8 @@ def _resume_command(
     return shlex.join(parts)
 
 
-def _final(
-    ws: Workspace,
-    plan: SendPlan,
-    outcomes: dict[str, int],
-    failures: list[tuple[str, Outcome]],
-    chosen: str,
-    interrupted: bool,
-    resume: str,
-) -> None:
+def _final(ws: Workspace, plan: SendPlan, report: SendReport, chosen: str, resume: str) -> None:
+    outcomes, failures = report.outcomes, report.failures
     table = Table(title="Result", title_justify="left")
     for column in ("sent", "deferred", "failed"):
         table.add_column(column, justify="right")
@@ -303,7 +280,7 @@ def _final(
         console.print(
             f"  … and {len(failures) - 10} more: newsletter status {ws.display(plan.issue.path)}"
         )
-    if interrupted:
+    if report.interrupted:
         console.print(f"[yellow]Stopped.[/yellow] To carry on: {escape(resume)}")
         raise click.exceptions.Exit(130)
     if failures:
@@ -313,11 +290,10 @@ def _final(
             f"{len(failures)} email(s) were not delivered. Deferred ones are tried again "
             f"by running: {hint}"
         )
-    console.print(f"[green]Done:[/green] {outcomes.get('sent', 0)} email(s) sent.")
+    console.print(f"[green]Done:[/green] {report.sent} email(s) sent.")
 
 
 def _test(
-    ctx: click.Context,
     ws: Workspace,
     issue: Path,
     lists: tuple[str, ...],
@@ -343,55 +319,38 @@ def _test(
     except ProblemsError as exc:
         show_problems(exc.problems)
         raise InputError("no test was sent. Fix the problems above first.") from None
-    person = _stand_in(plan, as_recipient)
-    key = audience_key(frozenset(person.lists))
+    try:
+        person = stand_in(plan, as_recipient)
+    except NotOnList as exc:
+        if as_recipient is None:
+            raise InputError(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--as-recipient") from None
+    key = audience_key(person.audiences)
     console.print(
         f"Sending a [bold]TEST[/bold] of “{escape(plan.issue.title)}”: the {escape(key)} version, "
         f"personalised as {escape(person.email)}, to {escape(', '.join(addresses))}."
     )
-    carrier: Transport = (
-        EmlOutbox(outbox_folder(ws, plan.issue) / "tests")
-        if chosen == "eml"
-        else _transport(ws, chosen, plan, verbose)
-    )
-    _preflight(carrier)
-    ledger = open_ledger(ws)
+    log = (lambda line: console_err.print(f"[dim]smtp:[/dim] {escape(line)}")) if verbose else None
     try:
-        results = test_send(plan, ws, carrier, ledger, addresses, as_recipient=person)
+        report = send_test(plan, ws, addresses, as_recipient=person, kind=chosen, log=log)
+    except PreflightError as exc:
+        raise InputError(f"{exc}\nNothing was sent.") from None
     except TransportError as exc:
         raise InputError(str(exc)) from None
-    finally:
-        ledger.close()
-    bad = [(a, o) for a, o in results if o.state != "sent"]
-    for address, outcome in results:
+    for address, outcome in report.results:
         where = f" ({outcome.text})" if chosen == "eml" and outcome.state == "sent" else ""
         console.print(f"  {escape(address)}: {outcome.state}{escape(where)}")
-    if bad:
+    if report.failures:
         raise InputError("the test did not reach every address; see above.")
-
-
-def _stand_in(plan: SendPlan, as_recipient: str | None) -> Recipient:
-    if not plan.recipients:
-        raise InputError("that list has nobody on it to personalise the test as.")
-    if as_recipient is None:
-        return plan.recipients[0]
-    wanted = address_key(as_recipient)
-    for r in plan.recipients:
-        if address_key(r.email) == wanted:
-            return r
-    raise click.BadParameter(
-        f"{as_recipient} is not on {', '.join(plan.selection.names)}", param_hint="--as-recipient"
-    )
 
 
 def show_summary(
     ws: Workspace,
     plan: SendPlan,
     chosen: str,
-    states: dict[str, str],
+    where: Standing,
+    rule: Eligibility,
     *,
-    resend: bool,
-    retry_failed: bool,
     limit: int | None,
 ) -> None:
     sel = plan.selection
@@ -422,39 +381,35 @@ def show_summary(
     console.print("For example:")
     for r in plan.recipients[:SAMPLE]:
         name = f"{r.name} " if r.name else ""
+        console.print(f"  {escape(name)}<{escape(r.email)}>  ({escape(audience_key(r.audiences))})")
+    if where.already_sent:
         console.print(
-            f"  {escape(name)}<{escape(r.email)}>  ({escape(audience_key(frozenset(r.lists)))})"
-        )
-    mine = [states.get(r.email) for r in plan.recipients]
-    sent, failed, unknown = mine.count("sent"), mine.count("failed"), mine.count("sending")
-    if sent:
-        console.print(
-            f"{sent} already have this issue"
+            f"{where.already_sent} already have this issue"
             + (
                 ": sending again (--resend)."
-                if resend
+                if rule.resend
                 else " and are skipped (--resend sends again)."
             )
         )
-    if failed:
+    if where.failed:
         console.print(
-            f"{failed} failed before"
+            f"{where.failed} failed before"
             + (
                 ": trying again."
-                if retry_failed
+                if rule.retry_failed
                 else " and are skipped (--retry-failed tries again)."
             )
         )
-    if unknown:
+    if where.unknown:
         console.print(
-            f"[yellow]{unknown} were being sent when an earlier run stopped[/yellow]; the server's "
-            "answer is unknown, so they are sent again (they may get it twice)."
+            f"[yellow]{where.unknown} were being sent when an earlier run stopped[/yellow]; the "
+            "server's answer is unknown, so they are sent again (they may get it twice)."
         )
     if limit:
         console.print(f"--limit: only the next {limit} are sent this time.")
     if chosen == "eml":
-        where = f"{ws.display(outbox_folder(ws, plan.issue))}/ (one .eml file per person)"
+        to = f"{ws.display(outbox_folder(ws, plan.issue))}/ (one .eml file per person)"
     else:
         smtp = ws.config.smtp
-        where = f"the mail server {smtp.host}:{smtp.port} ({smtp.security})"
-    console.print(f"Emails go to: {escape(where)}")
+        to = f"the mail server {smtp.host}:{smtp.port} ({smtp.security})"
+    console.print(f"Emails go to: {escape(to)}")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..issue import slug_for
-from ..ledger import STATES, SqliteLedger, by_list, iter_failures
+from ..ledger import STATES, by_list, iter_failures, read_ledger
 from .common import console, open_workspace
 
 
@@ -33,15 +33,9 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
       newsletter status newsletters/2025-02-13-steve-kay-blog.yaml --failed
     """
     ws = open_workspace(ctx)
-    path = ws.config.resolve(ws.config.ledger)
     slug = slug_for(issue)
-    rows = []
-    if path.exists():
-        ledger = SqliteLedger(path)
-        try:
-            rows = ledger.deliveries(slug)
-        finally:
-            ledger.close()
+    with read_ledger(ws.config) as ledger:
+        rows = ledger.deliveries(slug)
     if not rows:
         console.print(f"{escape(ws.display(issue))} has not been sent to anyone yet.")
         return

@@ -1,34 +1,46 @@
-"""Where messages go: ``eml`` files in an outbox (the default, no server) or SMTP."""
+"""Where messages go: ``eml`` files in an outbox (the default, no server) or SMTP.
+
+``open_transport`` is the one place a transport is chosen and built, for a
+send, a test send and the preview alike.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .outcome import Job, Outcome, TransportError
+from .base import DELIVERY_STATES, DeliveryState, Job, Outcome, State, Transport, TransportError
 
-__all__ = ["Job", "Outcome", "Transport", "TransportError"]
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = [
+    "DELIVERY_STATES",
+    "DeliveryState",
+    "Job",
+    "Outcome",
+    "State",
+    "Transport",
+    "TransportError",
+    "open_transport",
+]
 
 
-class Transport(Protocol):
-    """Delivers jobs, reporting each one's start and outcome as they happen."""
+def open_transport(
+    kind: str, config: Config, *, outbox: Path, log: Callable[[str], None] | None = None
+) -> Transport:
+    """The transport named ``kind`` ('eml' or 'smtp'), set up from the settings.
 
-    name: str
+    ``outbox`` is the folder an ``eml`` transport writes to. Raises
+    TransportError, in the user's words, when the settings cannot work.
+    """
+    if kind == "eml":
+        from .eml import EmlOutbox
 
-    def check(self) -> None:
-        """Fail now, with a message the user can act on, if nothing could be delivered."""
-        ...
+        return EmlOutbox(outbox)
+    if kind == "smtp":
+        from .smtp import from_config
 
-    def send_all(
-        self,
-        jobs: Iterable[Job],
-        *,
-        on_start: Callable[[Job], None],
-        on_done: Callable[[Job, Outcome], None],
-        stop: threading.Event,
-    ) -> None:
-        """Deliver until ``jobs`` runs out or ``stop`` is set; in-flight jobs finish."""
-        ...
-
-    def close(self) -> None: ...
+        return from_config(config.smtp, log=log)
+    raise TransportError(f"there is no transport called '{kind}': use eml or smtp")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .outcome import Job, Outcome, TransportError
+from .base import Job, Outcome, TransportError
 
 _UNSAFE = re.compile(r"[^a-z0-9._@+-]+")
 
