@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sender.config import Config  # noqa: E402
-from sender.lists import Recipient  # noqa: E402
 from sender.message import MessageTemplate, message_id  # noqa: E402
 from sender.placeholders import fill, split  # noqa: E402
+from sender.recipient import Recipient  # noqa: E402
 from sender.variant import Variant  # noqa: E402
 
 FIRST = ["Zoë", "Łukasz", "Amira", "Bob", "Siobhán", "Chen", "Oluwaseun", "Mary-Jane", "", "José"]

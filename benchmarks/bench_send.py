@@ -53,7 +53,7 @@ from bench_smtp import Sink  # noqa: E402  (smtp-sink on a free port, counting)
 
 from sender.ledger import Eligible, Planned, Snapshot, SqliteLedger  # noqa: E402
 from sender.send import SendPlan, plan_send, send  # noqa: E402
-from sender.transports.outcome import Job, Outcome  # noqa: E402
+from sender.transports import Job, Outcome  # noqa: E402
 from sender.transports.smtp import SmtpTransport, from_config  # noqa: E402
 from sender.workspace import Workspace  # noqa: E402
 

@@ -44,9 +44,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sender.config import Config, SmtpConfig  # noqa: E402
-from sender.lists import Recipient  # noqa: E402
 from sender.message import MessageTemplate  # noqa: E402
-from sender.transports.outcome import Job, Outcome  # noqa: E402
+from sender.recipient import Recipient  # noqa: E402
+from sender.transports import Job, Outcome  # noqa: E402
 from sender.transports.smtp import SmtpTransport  # noqa: E402
 from sender.variant import Variant  # noqa: E402
 

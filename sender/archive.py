@@ -208,7 +208,8 @@ def _feed(ws: Workspace, entries: list[Entry], list_name: str | None, up: str) -
         summary = e.issue.preheader or e.issue.subtitle or e.issue.title
         _text(item, "summary", fill(split(summary, "text"), None))
     ET.indent(feed)
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8") + b"\n"
+    body: bytes = ET.tostring(feed, encoding="utf-8")
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body + b"\n"
 
 
 def _text(parent: ET.Element, tag: str, value: str) -> None:

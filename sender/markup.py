@@ -30,12 +30,14 @@ def to_html(source: str) -> str:
         # section becomes h3 or lower, so the heading outline stays in order.
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(6, int(token.tag[1]) + 2)}"
-    return md.renderer.render(tokens, md.options, {}).strip()
+    html: str = md.renderer.render(tokens, md.options, {})
+    return html.strip()
 
 
 def to_inline_html(source: str) -> str:
     """One line of Markdown without the surrounding <p>."""
-    return _md().renderInline(source)
+    html: str = _md().renderInline(source)
+    return html
 
 
 def to_text(source: str, width: int = WIDTH) -> str:
@@ -91,8 +93,8 @@ def _block(node: SyntaxTreeNode, width: int) -> str:
             )
         return "\n".join(items)
     if kind == "blockquote":
-        inner = "\n\n".join(_blocks(node.children, width - 2))
-        return "\n".join(("> " + ln).rstrip() for ln in inner.split("\n"))
+        quoted = "\n\n".join(_blocks(node.children, width - 2))
+        return "\n".join(("> " + ln).rstrip() for ln in quoted.split("\n"))
     if kind in ("code_block", "fence"):
         return node.content.rstrip("\n")
     if kind == "hr":

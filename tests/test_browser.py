@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from sender.audiences import EVERYONE, audience_key
 from sender.build import write_variants
 from sender.issue import Issue, Section
 from sender.placeholders import fill, split
 from sender.render import audience_sets
-from sender.variant import EVERYONE, audience_key
 from sender.workspace import Workspace
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,6 @@ from sender.lists import (
     CP1252_WARNING,
     HEADER_HINT,
     ListReport,
-    Recipient,
-    display_name,
     field_key,
     list_names,
     read_list,
@@ -21,6 +19,7 @@ from sender.lists import (
     select,
 )
 from sender.problems import ProblemsError
+from sender.recipient import Recipient, display_name
 
 DATA = Path(__file__).parent / "data"
 BAD = DATA / "bad_csv"

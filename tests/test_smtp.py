@@ -30,10 +30,10 @@ from conftest import need
 from servers import Recorder, aiosmtpd, free_port, sink
 
 from sender.config import Config, SmtpConfig
-from sender.lists import Recipient
 from sender.message import Envelope, MessageTemplate
+from sender.recipient import Recipient
+from sender.transports import Job, Outcome, TransportError
 from sender.transports.eml import EmlOutbox
-from sender.transports.outcome import Job, Outcome, TransportError
 from sender.transports.smtp import RateLimiter, SmtpTransport
 from sender.variant import Variant
 

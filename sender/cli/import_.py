@@ -98,7 +98,7 @@ def command(
         for note in unsure:
             console.print("  - " + escape(note).replace("\n", "\n      "))
 
-    from .check import check_issue
+    from ..lint import check_issue
 
     problems = check_issue(ws, target)
     errors = [p for p in problems if p.severity == "error"]

@@ -303,14 +303,12 @@ def _test(
     as_recipient: str | None,
     verbose: bool,
 ) -> None:
-    addresses = []
+    addresses: list[str] = []
     for address in test_to:
         try:
-            addresses.append(
-                validate_email(
-                    address, check_deliverability=False, allow_smtputf8=False
-                ).ascii_email
-            )
+            valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+            # Without SMTPUTF8 the ASCII form always exists; the domain in IDNA form.
+            addresses.append(valid.ascii_email or valid.normalized)
         except EmailNotValidError as exc:
             raise click.BadParameter(f"'{address}': {exc}", param_hint="--test-to") from None
     names = [as_list] if as_list else list(lists) or ws.lists[:1]

@@ -44,7 +44,7 @@ def _block_scalar(key: str, text: str, indent: str) -> list[str]:
 def _comment(text: str, indent: str = "", prefix: str = "") -> list[str]:
     """Comment lines wrapped at 90 columns; a part after a newline starts its own line."""
     width = max(40, 88 - len(indent) - len(prefix))
-    out = []
+    out: list[str] = []
     for part in text.split("\n"):
         lines = textwrap.wrap(part, width=width, break_long_words=False, break_on_hyphens=False)
         for line in lines:

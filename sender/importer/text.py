@@ -76,12 +76,12 @@ def _group_blocks(group: list[str], start: int) -> list[Block]:
                 s[-1] in ",;:" for s in stripped
             ):
                 # Short lines, each a name or item: a list of names.
-                items = [Item(_md_text(_space(s))) for s in stripped]
+                names = [Item(_md_text(_space(s))) for s in stripped]
                 return [
                     Block(
                         "list",
                         plain=" ".join(stripped),
-                        items=items,
+                        items=names,
                         lines=[_space(s) for s in stripped],
                         line=start,
                         names=True,
