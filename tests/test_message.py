@@ -31,12 +31,12 @@ from sender.message import (
     MessageTemplate,
     MissingFieldError,
     check_fields,
-    dot_stuff,
     header_text,
     message_id,
     send_date,
 )
 from sender.placeholders import fill, split
+from sender.transports.smtp.session import dot_stuff
 from sender.variant import Variant
 
 EPOCH = 1739437200  # 2025-02-13 09:00:00 UTC

@@ -1,0 +1,156 @@
+"""SMTP: a pool of reused, TLS-verified connections sharing one rate limit.
+
+``session`` speaks SMTP on one connection, ``pool`` runs the connections of a
+send, ``ratelimit`` paces them and ``explain`` words what goes wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ...config import SmtpConfig
+from ..base import Job, Outcome, TransportError
+from .explain import Failure
+from .pool import Pool
+from .ratelimit import Clock, RateLimiter
+from .session import Log, Session, open_session, quit_session
+
+__all__ = ["Job", "RateLimiter", "SmtpTransport"]
+
+
+class SmtpTransport:
+    """Deliver over SMTP: ``check()`` first, then ``send_all`` the jobs."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        password: str | None,
+        log: Log | None = None,
+        backoff: float = 1.0,
+        clock: Clock = time.monotonic,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.config = config
+        self._password = password
+        self._log = log
+        self._log_lock = threading.Lock()
+        self._backoff = backoff
+        self.limiter = RateLimiter(config.rate, config.per_minute, config.per_hour, clock=clock)
+        self._local_hostname = local_hostname
+        self._context: ssl.SSLContext | None = None
+        self._ready = False
+
+    def __repr__(self) -> str:  # never the password
+        c = self.config
+        return f"SmtpTransport({c.host}:{c.port}, {c.security}, user={c.username!r})"
+
+    # -- set-up -----------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Everything that needs no network: password present, CA file readable."""
+        if self._ready:
+            return
+        c = self.config
+        if c.username and not self._password:
+            raise TransportError(
+                f"[smtp] username is set to '{c.username}' but there is no password: set "
+                f"the environment variable {c.password_env} to it before sending (the "
+                "password is never kept in newsletter.toml)"
+            )
+        if c.security in ("starttls", "tls"):
+            cafile = str(c.ca_file) if c.ca_file else None
+            if c.ca_file is not None and not Path(c.ca_file).is_file():
+                raise TransportError(
+                    f"the CA file named in [smtp] ca_file, {c.ca_file}, does not exist: "
+                    "check the path (relative to newsletter.toml)"
+                )
+            try:
+                self._context = ssl.create_default_context(cafile=cafile)
+            except ssl.SSLError as exc:
+                raise TransportError(
+                    f"the CA file named in [smtp] ca_file, {c.ca_file}, is not a PEM "
+                    f"certificate file ({exc.reason or exc}): ask for the CA certificate "
+                    "in PEM form (text starting with -----BEGIN CERTIFICATE-----)"
+                ) from None
+        if self._local_hostname is None:
+            self._local_hostname = socket.getfqdn()
+        self._ready = True
+
+    def _logger(self, number: int) -> Log | None:
+        log = self._log
+        if log is None:
+            return None
+        lock = self._log_lock
+
+        def line(text: str) -> None:
+            with lock:
+                log(f"[{number}] {text}")
+
+        return line
+
+    def _open(self, number: int) -> Session:
+        """A session greeted, secured and logged in, ready for MAIL FROM."""
+        return open_session(
+            self.config,
+            password=self._password,
+            context=self._context,
+            local_hostname=self._local_hostname,
+            log=self._logger(number),
+        )
+
+    # -- the interface ------------------------------------------------------
+
+    def check(self) -> None:
+        """Connect, greet, secure, log in and say goodbye: fail now, not at person one."""
+        self._prepare()
+        try:
+            smtp = self._open(0)
+        except Failure as exc:
+            raise TransportError(exc.message) from None
+        quit_session(smtp)
+
+    def send_all(
+        self,
+        jobs: Iterable[Job],
+        *,
+        on_start: Callable[[Job], None],
+        on_done: Callable[[Job, Outcome], None],
+        stop: threading.Event,
+    ) -> None:
+        """Send every job; return when each one started has had its ``on_done``.
+
+        Raises TransportError when no connection to the server can be made any
+        more (after every message in flight got its ``on_done``), and re-raises
+        anything the callbacks or ``jobs`` raised.
+        """
+        self._prepare()
+        pool = Pool(self.config, connect=self._open, limiter=self.limiter, backoff=self._backoff)
+        pool.send_all(jobs, on_start=on_start, on_done=on_done, stop=stop)
+
+    def close(self) -> None:
+        """Nothing stays open between calls: ``send_all`` closes its connections."""
+
+
+def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:
+    """The SMTP transport for a workspace, its password read from the environment.
+
+    The password lives only in the variable named by ``password_env``: never
+    in a file, never printed, never logged.
+    """
+    password = os.environ.get(config.password_env) if config.username else None
+    if config.username and not password:
+        raise TransportError(
+            f"[smtp] username is set but the environment variable {config.password_env} "
+            "holding the password is empty. Set it in your shell "
+            f"(export {config.password_env}=…) and run the command again; nothing was sent."
+        )
+    return SmtpTransport(config, password=password, log=log)
