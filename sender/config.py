@@ -1,61 +1,346 @@
-"""newsletter.toml -> Config, and finding the workspace the way git finds .git."""
+"""newsletter.toml -> Config, and finding the workspace the way git finds .git.
+
+Every setting is declared once, as a field of SmtpConfig or Config (see
+settings.py): section, key, kind of value, default, description, example.
+``options()`` lists them in order, for checking and for the settings reference.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from .problems import Problems, did_you_mean
+from .placeholders import PLACEHOLDER
+from .problems import Problems
+from .settings import Choice, Fault, Location, Number, Option, Text, build, declared, read, setting
 
 CONFIG_NAME = "newsletter.toml"
 INLINERS = ("css-inline", "premailer")
 TRANSPORTS = ("eml", "smtp")
 SECURITIES = ("starttls", "tls", "none")
 
+# What a mail header can carry; message.py builds the headers by the same rules.
+# A domain name: dot-separated labels of ASCII letters, digits and inner hyphens.
+DOMAIN_NAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+# An addr-spec in ASCII (no SMTPUTF8): atext and dots, '@', a domain name.
+ASCII_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + DOMAIN_NAME.pattern)
+# A URL in <…> of a header: printable ASCII but '<' and '>' (placeholders aside).
+HEADER_URL = re.compile(r"[!-;=?-~]+")
+
 
 class WorkspaceNotFound(Exception):
     pass
 
 
+class MailAddress(Text):
+    """``Name <user@example.org>`` (or the bare address) that mail can carry."""
+
+    type_name = "mail address"
+
+    def check(self, where: str, value: Any) -> Fault | None:
+        if "\r" in value or "\n" in value:
+            return Fault(
+                f"{where} has a line break in it, which a mail header cannot carry",
+                'write it on one line, such as "News <news@example.org>"',
+            )
+        _, address = parseaddr(value)
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError as exc:
+            return Fault(
+                f"{where} '{value}' is not a valid address: {exc}",
+                'write it as "Name <name@example.org>"',
+            )
+        # Valid, so what ASCII_ADDRESS refuses is an address needing SMTPUTF8.
+        if not ASCII_ADDRESS.fullmatch(address):
+            return Fault(
+                f"{where} '{value}' cannot be sent: mail servers only take "
+                "plain-letter (ASCII) addresses here",
+                'use the address your IT department gives you, such as "News <news@example.org>"',
+            )
+        return None
+
+
+class DomainName(Text):
+    type_name = "domain name"
+
+    def check(self, where: str, value: Any) -> Fault | None:
+        if DOMAIN_NAME.fullmatch(value):
+            return None
+        return Fault(
+            f"{where} '{value}' is not a domain name, which the Message-ID and "
+            "List-Id headers need",
+            "write just the name, such as news.example.org: letters, digits and hyphens, "
+            "with dots between the parts (no spaces, https:// or /)",
+        )
+
+
+class Link(Text):
+    """A URL starting with one of ``schemes``; with ``in_header``, one that can
+    go into a header as ``<URL>`` (placeholders, filled in per person, aside)."""
+
+    type_name = "link"
+
+    def __init__(self, *schemes: str, hint: str, in_header: bool = False) -> None:
+        self.schemes = schemes
+        self.hint = hint
+        self.in_header = in_header
+
+    def check(self, where: str, value: Any) -> Fault | None:
+        if not value:
+            return None
+        if not value.startswith(self.schemes):
+            return Fault(
+                f"{where} '{value}' must start with {' or '.join(self.schemes)}", self.hint
+            )
+        if self.in_header:
+            # As MessageTemplate checks it: each placeholder stands for its escaped value.
+            bare = PLACEHOLDER.sub("x", value)
+            bad = dict.fromkeys(ch for ch in bare if not HEADER_URL.fullmatch(ch))
+            if bad:
+                return Fault(
+                    f"{where} '{value}' cannot go into a mail header: it has "
+                    f"{' and '.join(_describe(ch) for ch in bad)} in it",
+                    "percent-encode it (a space as %20, < as %3C, > as %3E), or ask whoever "
+                    "runs the page for the exact link",
+                )
+        return None
+
+
+def _describe(ch: str) -> str:
+    if ch == " ":
+        return "a space"
+    return f"'{ch}'" if ch.isprintable() else f"the invisible character U+{ord(ch):04X}"
+
+
 @dataclass(frozen=True)
 class SmtpConfig:
-    host: str = "localhost"
-    port: int = 587
-    security: str = "starttls"
-    username: str | None = None
-    password_env: str = "NEWSLETTER_SMTP_PASSWORD"
-    ca_file: Path | None = None
-    connections: int = 2
-    rate: float = 10.0
-    per_minute: int | None = None
-    per_hour: int | None = None
-    tries: int = 3
-    timeout: float = 30.0
+    host: str = setting(
+        "smtp",
+        Text(),
+        "localhost",
+        help="The mail server that sends the newsletter (your IT department or mail provider "
+        "gives its name).",
+        example="smtp.riverside.example.org",
+    )
+    port: int = setting(
+        "smtp",
+        Number(int, at_least=1, at_most=65535),
+        587,
+        help="The mail server's port: usually 587 with starttls, 465 with tls.",
+        example=587,
+    )
+    security: str = setting(
+        "smtp",
+        Choice(SECURITIES),
+        "starttls",
+        help="How the connection is encrypted: starttls (port 587), tls (port 465), or none "
+        "(only for a server on this computer).",
+        example="starttls",
+    )
+    username: str | None = setting(
+        "smtp",
+        Text(),
+        None,
+        help="The account to log in as; leave it out if the server needs no login.",
+        example="news@riverside.example.org",
+    )
+    password_env: str = setting(
+        "smtp",
+        Text(),
+        "NEWSLETTER_SMTP_PASSWORD",
+        help="The environment variable that holds the password (never put the password "
+        "in this file).",
+        example="NEWSLETTER_SMTP_PASSWORD",
+    )
+    ca_file: Path | None = setting(  # noqa: RUF009
+        "smtp",
+        Location(in_workspace=True),
+        None,
+        help="A certificate file (PEM) to trust, for a server with an in-house certificate; "
+        "relative to newsletter.toml.",
+        example="certs/council-ca.pem",
+    )
+    connections: int = setting(
+        "smtp",
+        Number(int),
+        2,
+        help="How many connections to the mail server send at the same time.",
+        example=2,
+    )
+    rate: float = setting(
+        "smtp",
+        Number(float),
+        10.0,
+        help="At most this many messages a second (0: no limit).",
+        example=10,
+    )
+    per_minute: int | None = setting(
+        "smtp",
+        Number(int),
+        None,
+        help="At most this many messages in any minute, if your provider sets a limit "
+        "(Microsoft 365: 30).",
+        example=30,
+    )
+    per_hour: int | None = setting(
+        "smtp",
+        Number(int),
+        None,
+        help="At most this many messages in any hour, if your provider sets a limit.",
+        example=1000,
+    )
+    tries: int = setting(
+        "smtp",
+        Number(int),
+        3,
+        help="How many times to try a message the server turns away for the moment.",
+        example=3,
+    )
+    timeout: float = setting(
+        "smtp",
+        Number(float, above=0),
+        30.0,
+        help="Seconds to wait for an answer from the mail server before giving up.",
+        example=30,
+    )
 
 
 @dataclass(frozen=True)
 class Config:
     root: Path
-    name: str = "Newsletter"
-    organisation: str = "Our organisation"
-    address: str | None = None
-    lang: str = "en-GB"
-    sender: str = "Newsletter <newsletter@example.org>"
-    reply_to: str | None = None
-    domain: str = "example.org"
-    web_url: str | None = None
-    unsubscribe: str | None = None
-    inliner: str = "css-inline"
-    build_dir: Path = Path("build")
-    transport: str = "eml"
-    outbox: Path = Path("outbox")
-    ledger: Path = Path("ledger.sqlite")
-    archive: Path = Path("archive")
+    name: str = setting(
+        "newsletter",
+        Text(),
+        "Newsletter",
+        help="The newsletter's name, as readers see it (mail programs show it as the list name).",
+        example="Schools and Learning News",
+    )
+    organisation: str = setting(
+        "newsletter",
+        Text(),
+        "Our organisation",
+        help="Who publishes the newsletter, for the footer of each issue.",
+        example="Riverside City Council",
+    )
+    address: str | None = setting(
+        "newsletter",
+        Text(),
+        None,
+        help="The organisation's postal address, for the footer of each issue.",
+        example="Council House, 1 Civic Square, Riverside RV1 1AA",
+    )
+    lang: str = setting(
+        "newsletter",
+        Text(),
+        "en-GB",
+        help="The language the issues are written in, as a language tag.",
+        example="en-GB",
+    )
+    sender: str = setting(
+        "newsletter",
+        MailAddress(),
+        "Newsletter <newsletter@example.org>",
+        key="from",
+        help="Who the newsletter comes from: a name and an address your mail server lets "
+        "you send from.",
+        example="Riverside Schools and Learning <news@riverside.example.org>",
+    )
+    reply_to: str | None = setting(
+        "newsletter",
+        MailAddress(),
+        None,
+        help="Where replies go, if not to the from address.",
+        example="Communications Team <comms@riverside.example.org>",
+    )
+    domain: str = setting(
+        "newsletter",
+        DomainName(),
+        "example.org",
+        help="Your domain name, for the Message-ID and List-Id headers.",
+        example="news.riverside.example.org",
+    )
+    web_url: str | None = setting(
+        "newsletter",
+        Link(
+            "https://",
+            "http://",
+            hint="give the address where the archive folder is published, such as "
+            "https://news.example.org/",
+        ),
+        None,
+        help='Where the archive folder is published; gives each issue its "view in browser" link.',
+        example="https://news.riverside.example.org/",
+    )
+    unsubscribe: str | None = setting(
+        "newsletter",
+        Link(
+            "https://",
+            "mailto:",
+            hint="give the web page where people unsubscribe (https://…) or the address "
+            "that takes unsubscribe requests (mailto:unsubscribe@example.org)",
+            in_header=True,
+        ),
+        None,
+        help="Where readers unsubscribe: a web page (https://) or an address (mailto:); "
+        "may hold placeholders such as {{ email }}.",
+        example="mailto:unsubscribe@riverside.example.org?subject=unsubscribe",
+    )
+    inliner: str = setting(
+        "build",
+        Choice(INLINERS),
+        "css-inline",
+        help="What copies the styles into the HTML (premailer: pip install "
+        "'newsletter-sender[premailer]').",
+        example="css-inline",
+    )
+    build_dir: Path = setting(  # noqa: RUF009
+        "build",
+        Location(),
+        Path("build"),
+        key="out",
+        help="The folder built issues go to, relative to newsletter.toml.",
+        example="build",
+    )
+    transport: str = setting(
+        "send",
+        Choice(TRANSPORTS),
+        "eml",
+        help="eml writes each message to the outbox folder to look at; smtp sends for real.",
+        example="eml",
+    )
+    outbox: Path = setting(  # noqa: RUF009
+        "send",
+        Location(),
+        Path("outbox"),
+        help="The folder eml writes messages to, relative to newsletter.toml.",
+        example="outbox",
+    )
+    ledger: Path = setting(  # noqa: RUF009
+        "send",
+        Location(),
+        Path("ledger.sqlite"),
+        help="The file that records who has been sent what, so a stopped send resumes "
+        "without sending twice.",
+        example="ledger.sqlite",
+    )
+    archive: Path = setting(  # noqa: RUF009
+        "archive",
+        Location(),
+        Path("archive"),
+        key="folder",
+        help="The folder the web copies of issues go to, to publish at web_url.",
+        example="archive",
+    )
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
     @property
@@ -90,37 +375,11 @@ def find_workspace(start: Path | None = None) -> Path:
     )
 
 
-# Each section's keys and the type each must have; anything else is a typo.
-_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "newsletter": {
-        "name": str,
-        "organisation": str,
-        "address": str,
-        "lang": str,
-        "from": str,
-        "reply_to": str,
-        "domain": str,
-        "web_url": str,
-        "unsubscribe": str,
-    },
-    "build": {"inliner": str, "out": str},
-    "send": {"transport": str, "outbox": str, "ledger": str},
-    "archive": {"folder": str},
-    "smtp": {
-        "host": str,
-        "port": int,
-        "security": str,
-        "username": str,
-        "password_env": str,
-        "ca_file": str,
-        "connections": int,
-        "rate": (int, float),
-        "per_minute": int,
-        "per_hour": int,
-        "tries": int,
-        "timeout": (int, float),
-    },
-}
+def options() -> Iterator[Option]:
+    """Every setting, in the order of the reference: [newsletter], [build],
+    [send], [archive], [smtp]; each with section, key, type_name, default,
+    choices, help and example."""
+    return declared(Config)
 
 
 _TOML_AT = re.compile(r" \(at line (\d+), column (\d+)\)")
@@ -153,126 +412,6 @@ def load_config(root: Path) -> Config:
         problems.raise_if_errors()
         raise AssertionError("unreachable") from None
 
-    values: dict[str, dict[str, Any]] = {}
-    for section, body in data.items():
-        if not isinstance(body, dict):
-            # "host = …" above every [section] line: say where it belongs.
-            homes = [name for name, keys in _SCHEMA.items() if section in keys]
-            problems.error(
-                path,
-                None,
-                None,
-                f"the setting '{section}' is not under any [section]",
-                f"move it below the [{homes[0]}] line"
-                if homes
-                else f"settings belong under a section: {', '.join(f'[{s}]' for s in _SCHEMA)}",
-            )
-            continue
-        if section not in _SCHEMA:
-            problems.error(
-                path,
-                None,
-                None,
-                f"unknown section [{section}]",
-                did_you_mean(section, _SCHEMA) or f"sections are: {', '.join(_SCHEMA)}",
-            )
-            continue
-        values[section] = {}
-        for key, value in body.items():
-            expected = _SCHEMA[section].get(key)
-            if expected is None:
-                problems.error(
-                    path,
-                    None,
-                    None,
-                    f"unknown setting '{key}' in [{section}]",
-                    did_you_mean(key, _SCHEMA[section])
-                    or f"settings there are: {', '.join(_SCHEMA[section])}",
-                )
-            elif isinstance(value, bool) or not isinstance(value, expected):
-                kind = "a number" if expected in (int, (int, float)) else "text in quotes"
-                problems.error(path, None, None, f"[{section}] {key} must be {kind}")
-            else:
-                values[section][key] = value
-
-    news = values.get("newsletter", {})
-    build = values.get("build", {})
-    send = values.get("send", {})
-    smtp = values.get("smtp", {})
-
-    for key in ("from", "reply_to"):
-        if key in news:
-            _check_address(problems, path, f"[newsletter] {key}", news[key])
-    if build.get("inliner", "css-inline") not in INLINERS:
-        problems.error(
-            path,
-            None,
-            None,
-            f"[build] inliner '{build['inliner']}' is not one we know",
-            f"use one of: {', '.join(INLINERS)}",
-        )
-    if send.get("transport", "eml") not in TRANSPORTS:
-        problems.error(
-            path,
-            None,
-            None,
-            f"[send] transport '{send['transport']}' is not one we know",
-            f"use one of: {', '.join(TRANSPORTS)}",
-        )
-    if smtp.get("security", "starttls") not in SECURITIES:
-        problems.error(
-            path,
-            None,
-            None,
-            f"[smtp] security '{smtp['security']}' is not one we know",
-            f"use one of: {', '.join(SECURITIES)}",
-        )
-    for key in ("web_url", "unsubscribe"):
-        url = news.get(key)
-        if url and not url.startswith(("https://", "http://", "mailto:")):
-            problems.error(
-                path, None, None, f"[newsletter] {key} must start with https:// or mailto:"
-            )
+    given = read(data, path, problems, options())
     problems.raise_if_errors()
-
-    smtp_config = SmtpConfig(
-        **{k: v for k, v in smtp.items() if k not in ("ca_file", "rate", "timeout")},
-        ca_file=root / smtp["ca_file"] if "ca_file" in smtp else None,
-        rate=float(smtp.get("rate", 10.0)),
-        timeout=float(smtp.get("timeout", 30.0)),
-    )
-    return Config(
-        root=root,
-        name=news.get("name", Config.name),
-        organisation=news.get("organisation", Config.organisation),
-        address=news.get("address"),
-        lang=news.get("lang", Config.lang),
-        sender=news.get("from", Config.sender),
-        reply_to=news.get("reply_to"),
-        domain=news.get("domain", Config.domain),
-        web_url=news.get("web_url"),
-        unsubscribe=news.get("unsubscribe"),
-        inliner=build.get("inliner", Config.inliner),
-        build_dir=Path(build.get("out", "build")),
-        transport=send.get("transport", Config.transport),
-        outbox=Path(send.get("outbox", "outbox")),
-        ledger=Path(send.get("ledger", "ledger.sqlite")),
-        archive=Path(values.get("archive", {}).get("folder", "archive")),
-        smtp=smtp_config,
-    )
-
-
-def _check_address(problems: Problems, path: Path, what: str, value: str) -> None:
-    from email.utils import parseaddr
-
-    _, addr = parseaddr(value)
-    try:
-        validate_email(addr, check_deliverability=False)
-    except EmailNotValidError as exc:
-        problems.error(
-            path,
-            None,
-            None,
-            f"{what} '{value}' is not a valid address: {exc}",
-            'write it as "Name <name@example.org>"',
-        )
+    return build(Config, given, base=root, root=root)

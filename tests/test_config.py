@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -14,8 +18,11 @@ from sender.config import (
     WorkspaceNotFound,
     find_workspace,
     load_config,
+    options,
 )
+from sender.message import MessageTemplate
 from sender.problems import Problem, ProblemsError
+from sender.variant import Variant
 
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 
@@ -272,3 +279,269 @@ def test_a_setting_outside_any_section_says_where_it_belongs(tmp_path: Path) -> 
     [problem] = caught.value.problems
     assert problem.message == "the setting 'host' is not under any [section]"
     assert problem.hint == "move it below the [smtp] line"
+
+
+# --------------------------------------------------------------------------- what mail can carry
+# Each of these once loaded and then failed at send time, inside MessageTemplate.
+
+
+def check_says(workspace: Path, message: str, hint: str) -> None:
+    """The one problem load_config finds, and that `newsletter check` shows it."""
+    [problem] = config_problems(workspace)
+    assert (problem.message, problem.hint) == (message, hint)
+    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    assert_clean_exit(result, 1)
+    assert shown(result, f"{workspace / CONFIG_NAME}: error: {message}")
+    assert shown(result, f"hint: {hint}")
+
+
+def sends(config: Config) -> bool:
+    """Whether MessageTemplate, which builds the headers, takes the config."""
+    issue = Variant(
+        slug="2025-02-13-steve-kay-blog",
+        audiences=frozenset(),
+        subject="News",
+        preheader="",
+        html="<p>News</p>",
+        text="News",
+        fields=frozenset(),
+        required=frozenset(),
+    )
+    try:
+        MessageTemplate(issue, config, date=datetime(2025, 2, 13, tzinfo=UTC))
+    except ValueError:
+        return False
+    return True
+
+
+DOMAIN_HINT = (
+    "write just the name, such as news.example.org: letters, digits and hyphens, "
+    "with dots between the parts (no spaces, https:// or /)"
+)
+ASCII_HINT = 'use the address your IT department gives you, such as "News <news@example.org>"'
+UNSUBSCRIBE_HINT = (
+    "give the web page where people unsubscribe (https://…) or the address that takes "
+    "unsubscribe requests (mailto:unsubscribe@example.org)"
+)
+ENCODE_HINT = (
+    "percent-encode it (a space as %20, < as %3C, > as %3E), or ask whoever runs the "
+    "page for the exact link"
+)
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "news riverside.example.org",
+        "https://news.riverside.example.org/",
+        "news.riverside.example.org.",
+        "nëws.riverside.example.org",
+    ],
+)
+def test_bad_domain(workspace: Path, domain: str) -> None:
+    edit_config(workspace, 'domain = "news.riverside.example.org"', f'domain = "{domain}"')
+    check_says(
+        workspace,
+        f"[newsletter] domain '{domain}' is not a domain name, which the Message-ID and "
+        "List-Id headers need",
+        DOMAIN_HINT,
+    )
+    assert not sends(Config(root=workspace, domain=domain))
+
+
+SHIPPED = {
+    "from": 'from = "Riverside Schools and Learning <news@riverside.example.org>"',
+    "reply_to": 'reply_to = "Communications Team <comms@riverside.example.org>"',
+    "unsubscribe": 'unsubscribe = "mailto:unsubscribe@riverside.example.org?subject=unsubscribe"',
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("from", "Ünïcode <fé@exämple.org>"),
+        ("reply_to", "Communications Team <comms@rïverside.example.org>"),
+        ("reply_to", "Zoë <zoë@riverside.example.org>"),
+    ],
+)
+def test_non_ascii_address(workspace: Path, key: str, value: str) -> None:
+    edit_config(workspace, SHIPPED[key], f'{key} = "{value}"')
+    check_says(
+        workspace,
+        f"[newsletter] {key} '{value}' cannot be sent: mail servers only take "
+        "plain-letter (ASCII) addresses here",
+        ASCII_HINT,
+    )
+    [attr] = [o.attr for o in options() if (o.section, o.key) == ("newsletter", key)]
+    changes: dict[str, Any] = {attr: value}
+    assert not sends(replace(Config(root=workspace), **changes))
+
+
+def test_address_with_a_line_break(workspace: Path) -> None:
+    edit_config(
+        workspace,
+        SHIPPED["from"],
+        'from = "Riverside Schools and Learning\\n<news@riverside.example.org>"',
+    )
+    check_says(
+        workspace,
+        "[newsletter] from has a line break in it, which a mail header cannot carry",
+        'write it on one line, such as "News <news@example.org>"',
+    )
+    sender = "Riverside Schools and Learning\n<news@riverside.example.org>"
+    assert not sends(Config(root=workspace, sender=sender))
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("https://riverside.example.org/un subscribe", "a space"),
+        ("https://riverside.example.org/unsub?<id>", "'<' and '>'"),
+        ("mailto:unsubscribe@riverside.example.org?subject=stop <now>", "a space and '<' and '>'"),
+        ("https://riverside.example.org/désabonner", "'é'"),
+    ],
+)
+def test_unsubscribe_a_header_cannot_carry(workspace: Path, url: str, what: str) -> None:
+    edit_config(workspace, SHIPPED["unsubscribe"], f'unsubscribe = "{url}"')
+    check_says(
+        workspace,
+        f"[newsletter] unsubscribe '{url}' cannot go into a mail header: it has {what} in it",
+        ENCODE_HINT,
+    )
+    assert not sends(Config(root=workspace, unsubscribe=url))
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://riverside.example.org/unsubscribe", "http://riverside.example.org/unsub"]
+)
+def test_unsubscribe_must_be_https_or_mailto(workspace: Path, url: str) -> None:
+    edit_config(workspace, SHIPPED["unsubscribe"], f'unsubscribe = "{url}"')
+    check_says(
+        workspace,
+        f"[newsletter] unsubscribe '{url}' must start with https:// or mailto:",
+        UNSUBSCRIBE_HINT,
+    )
+
+
+@pytest.mark.parametrize("url", ["news.riverside.example.org", "mailto:news@riverside.example.org"])
+def test_web_url_must_be_a_web_page(workspace: Path, url: str) -> None:
+    edit_config(workspace, 'web_url = "https://news.riverside.example.org/"', f'web_url = "{url}"')
+    check_says(
+        workspace,
+        f"[newsletter] web_url '{url}' must start with https:// or http://",
+        "give the address where the archive folder is published, such as https://news.example.org/",
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (SHIPPED["from"], 'from = "Zoë’s “Schools” News <news@riverside.example.org>"'),
+        (
+            SHIPPED["unsubscribe"],
+            'unsubscribe = "https://riverside.example.org/unsub?e={{ email }}&id={{ member_id }}"',
+        ),
+        (
+            SHIPPED["unsubscribe"],
+            "unsubscribe = \"https://riverside.example.org/unsub?n={{ name | default('a b') }}\"",
+        ),
+        ('domain = "news.riverside.example.org"', 'domain = "XN--nws-wma.Example.ORG"'),
+    ],
+)
+def test_what_loads_also_sends(workspace: Path, old: str, new: str) -> None:
+    edit_config(workspace, old, new)
+    assert sends(load_config(workspace))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message", "hint"),
+    [
+        ("port = 587", "port = 70000", "[smtp] port 70000 is out of range", "from 1 to 65535"),
+        ("port = 587", "port = 0", "[smtp] port 0 is out of range", "from 1 to 65535"),
+        ("rate = 10", "timeout = 0", "[smtp] timeout 0 is out of range", "more than 0"),
+    ],
+)
+def test_numbers_out_of_range(workspace: Path, old: str, new: str, message: str, hint: str) -> None:
+    edit_config(workspace, old, new)
+    check_says(workspace, message, f"use a number {hint}")
+
+
+# --------------------------------------------------------------------------- declared once
+
+
+def test_options_in_reference_order() -> None:
+    assert [(o.section, o.key) for o in options()] == [
+        ("newsletter", "name"),
+        ("newsletter", "organisation"),
+        ("newsletter", "address"),
+        ("newsletter", "lang"),
+        ("newsletter", "from"),
+        ("newsletter", "reply_to"),
+        ("newsletter", "domain"),
+        ("newsletter", "web_url"),
+        ("newsletter", "unsubscribe"),
+        ("build", "inliner"),
+        ("build", "out"),
+        ("send", "transport"),
+        ("send", "outbox"),
+        ("send", "ledger"),
+        ("archive", "folder"),
+        ("smtp", "host"),
+        ("smtp", "port"),
+        ("smtp", "security"),
+        ("smtp", "username"),
+        ("smtp", "password_env"),
+        ("smtp", "ca_file"),
+        ("smtp", "connections"),
+        ("smtp", "rate"),
+        ("smtp", "per_minute"),
+        ("smtp", "per_hour"),
+        ("smtp", "tries"),
+        ("smtp", "timeout"),
+    ]
+
+
+def test_an_option_says_all_about_itself() -> None:
+    declared = {(o.section, o.key): o for o in options()}
+    sender = declared["newsletter", "from"]
+    assert (sender.attr, sender.type_name, sender.default, sender.choices) == (
+        "sender",
+        "mail address",
+        "Newsletter <newsletter@example.org>",
+        (),
+    )
+    port = declared["smtp", "port"]
+    assert (port.type_name, port.default, port.example) == ("whole number", 587, 587)
+    security = declared["smtp", "security"]
+    assert (security.type_name, security.choices) == ("text", ("starttls", "tls", "none"))
+    out = declared["build", "out"]
+    assert (out.attr, out.type_name, out.default) == ("build_dir", "path", "build")
+    assert declared["smtp", "rate"].default == 10.0
+    assert declared["newsletter", "reply_to"].default is None
+    for option in declared.values():
+        assert option.help.endswith(".") and "\n" not in option.help, option
+
+
+def test_defaults_are_what_an_empty_config_gives(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_NAME).write_text("", encoding="utf-8")
+    config = load_config(tmp_path)
+    assert config == Config(root=tmp_path)
+    for option in options():
+        holder = config.smtp if option.section == "smtp" else config
+        value = getattr(holder, option.attr)
+        shown_as = value.as_posix() if isinstance(value, Path) else value
+        assert shown_as == option.default, option
+
+
+def test_every_example_loads(tmp_path: Path) -> None:
+    lines: list[str] = []
+    for option in options():
+        if f"[{option.section}]" not in lines:
+            lines.append(f"[{option.section}]")
+        lines.append(f"{option.key} = {json.dumps(option.example, ensure_ascii=False)}")
+    (tmp_path / CONFIG_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = load_config(tmp_path)
+    assert config.sender == "Riverside Schools and Learning <news@riverside.example.org>"
+    assert config.smtp.ca_file == tmp_path / "certs/council-ca.pem"
+    assert config.smtp.rate == 10.0 and isinstance(config.smtp.rate, float)
+    assert sends(config)
