@@ -19,7 +19,19 @@ from email_validator import EmailNotValidError, validate_email
 
 from .placeholders import PLACEHOLDER
 from .problems import Problems
-from .settings import Choice, Fault, Location, Number, Option, Text, build, declared, read, setting
+from .settings import (
+    Choice,
+    Fault,
+    Flag,
+    Location,
+    Number,
+    Option,
+    Text,
+    build,
+    declared,
+    read,
+    setting,
+)
 
 CONFIG_NAME = "newsletter.toml"
 INLINERS = ("css-inline", "premailer")
@@ -324,6 +336,14 @@ class Config:
         Path("outbox"),
         help="The folder eml writes messages to, relative to newsletter.toml.",
         example="outbox",
+    )
+    outbox_is_delivery: bool = setting(
+        "send",
+        Flag(),
+        False,
+        help="true when saving to the outbox is how you deliver (you send the .eml files on "
+        "yourself); false treats the outbox as a rehearsal that never stops a real send.",
+        example="false",
     )
     ledger: Path = setting(  # noqa: RUF009
         "send",

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 _OPTION = "newsletter.option"  # the key of a field's metadata that holds its Option
 
-Value = str | int | float  # what a setting holds in TOML
+Value = str | int | float | bool  # what a setting holds in TOML
 
 
 class Fault(NamedTuple):
@@ -101,6 +101,16 @@ class Number(Kind):
 
     def convert(self, value: Any, base: Path) -> Any:  # noqa: ARG002
         return self.of(value)
+
+
+class Flag(Kind):
+    """true or false."""
+
+    type_name = "true or false"
+    must_be = "true or false (no quotes)"
+
+    def takes(self, value: object) -> bool:
+        return isinstance(value, bool)
 
 
 class Choice(Kind):
