@@ -1,0 +1,316 @@
+"""The preview's web server: one page for one issue, on this computer only.
+
+People's names and addresses are on these pages, so the server:
+
+* listens on 127.0.0.1 only, never on other interfaces;
+* answers only requests whose Host is the address it serves (127.0.0.1:PORT
+  or localhost:PORT): a web page on another site cannot reach it through a
+  DNS name rebound to 127.0.0.1 (421 otherwise);
+* takes a POST only from its own page: same Origin (or Referer) and the
+  random token of this run (403 otherwise);
+* shows the message in a sandboxed iframe, served with a Content-Security-
+  Policy that runs no script and loads nothing but images.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .page import page_template, render_page
+from .view import CheckFn, View, build_view, post_test, recipients_json, show, workspace_version
+
+__all__ = ["HOST", "MAX_BODY", "MESSAGE_CSP", "PreviewServer"]
+
+HOST = "127.0.0.1"
+
+# The message in the iframe: no script, no fetches, no fonts; images and its own styles.
+MESSAGE_CSP = (
+    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+MAX_BODY = 16 * 1024
+
+
+class _Refused(Exception):
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    preview: PreviewServer
+
+
+class PreviewServer:
+    """A preview of one issue at ``http://127.0.0.1:PORT/``.
+
+    ``port=0`` picks a free port (see ``.port`` / ``.url``). Start it in a
+    thread with ``start()`` and stop it with ``stop()`` (or use it as a
+    context manager), or block in ``serve_forever()``. ``check`` gives the
+    findings of ``newsletter check`` for the issue.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        issue: Path,
+        *,
+        check: CheckFn,
+        port: int = 8025,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.issue = issue.resolve()
+        self.check = check
+        self.on_error = on_error
+        self.token = secrets.token_urlsafe(32)
+        self.page = page_template()
+        self._view: View | None = None
+        self._view_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._httpd = _HTTPServer((HOST, port), _Handler)
+        self._httpd.preview = self
+        self.port: int = self._httpd.server_address[1]
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        return frozenset({f"{HOST}:{self.port}", f"localhost:{self.port}"})
+
+    def start(self) -> PreviewServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"preview:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> PreviewServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- state ---------------------------------------------------------------
+
+    def version(self) -> str:
+        return workspace_version(self.root, self.issue)
+
+    def view(self) -> View:
+        version = self.version()
+        with self._view_lock:
+            if self._view is None or self._view.version != version:
+                self._view = build_view(self.root, self.issue, version, self.check)
+            return self._view
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "newsletter-preview"
+    sys_version = ""
+
+    @property
+    def preview(self) -> PreviewServer:
+        return self.server.preview
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the library never prints
+
+    # -- checks ----------------------------------------------------------------
+
+    def _host(self) -> str:
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in self.preview.hosts:
+            raise _Refused(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                f"This preview only answers at {self.preview.url} (Host was {host or 'missing'}).",
+            )
+        return host
+
+    def _same_origin(self, host: str) -> None:
+        own = f"http://{host}"
+        origin = self.headers.get("Origin")
+        if origin is not None:
+            if origin != own:
+                raise _Refused(HTTPStatus.FORBIDDEN, f"cross-site request refused ({origin})")
+        else:
+            referer = urlsplit(self.headers.get("Referer") or "")
+            if f"{referer.scheme}://{referer.netloc}" != own:
+                raise _Refused(HTTPStatus.FORBIDDEN, "request without Origin or Referer refused")
+        fetch_site = self.headers.get("Sec-Fetch-Site")
+        if fetch_site is not None and fetch_site != "same-origin":
+            raise _Refused(HTTPStatus.FORBIDDEN, f"cross-site request refused ({fetch_site})")
+
+    def _split(self) -> tuple[str, dict[str, str]]:
+        if not self.path.startswith("/"):
+            raise _Refused(HTTPStatus.BAD_REQUEST, "bad request target")
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return parts.path, query
+
+    # -- answers ---------------------------------------------------------------
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _text(self, status: HTTPStatus, text: str) -> None:
+        self._send(status, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+    def _json(self, status: HTTPStatus, data: object) -> None:
+        self._send(status, json.dumps(data).encode("utf-8"), "application/json")
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except _Refused as exc:
+            self._text(exc.status, exc.reason)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # a bug of ours: say so, keep serving
+            if self.preview.on_error:
+                self.preview.on_error(f"{self.command} {self.path}: {type(exc).__name__}: {exc}")
+            self._text(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"Something went wrong inside the preview ({type(exc).__name__}: {exc}).",
+            )
+
+    def do_GET(self) -> None:
+        self._guarded(self._get)
+
+    def do_HEAD(self) -> None:
+        self._guarded(self._get)
+
+    def do_POST(self) -> None:
+        self._guarded(self._post)
+
+    def _get(self) -> None:
+        self._host()
+        path, query = self._split()
+        preview = self.preview
+        if path == "/":
+            nonce = secrets.token_urlsafe(16)
+            page = render_page(
+                preview.page, preview.view(), preview.issue, preview.token, query, nonce
+            )
+            csp = (
+                f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+                "img-src 'self' data:; connect-src 'self'; frame-src 'self'; "
+                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            )
+            self._send(
+                HTTPStatus.OK,
+                page.encode("utf-8"),
+                "text/html; charset=utf-8",
+                {"Content-Security-Policy": csp, "X-Frame-Options": "DENY"},
+            )
+        elif path == "/version":
+            self._text(HTTPStatus.OK, preview.version())
+        elif path == "/message":
+            self._message(query)
+        elif path == "/source":
+            self._message(query, raw=True)
+        elif path == "/recipients":
+            self._json(HTTPStatus.OK, recipients_json(preview.view(), preview.issue, query))
+        elif path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+        else:
+            self._text(HTTPStatus.NOT_FOUND, "not found")
+
+    def _message(self, query: dict[str, str], *, raw: bool = False) -> None:
+        preview = self.preview
+        view = preview.view()
+        audience = view.audience(query.get("audience"))
+        shown = None
+        if view.ws is not None and audience is not None:
+            _, shown = show(view, preview.issue, audience, query.get("recipient"))
+        if shown is None:
+            self._text(HTTPStatus.NOT_FOUND, "no message to show: see the preview page")
+        elif raw:
+            self._send(HTTPStatus.OK, shown.data, "text/plain; charset=us-ascii")
+        else:
+            self._send(
+                HTTPStatus.OK,
+                shown.html.encode("utf-8"),
+                "text/html; charset=utf-8",
+                {"Content-Security-Policy": MESSAGE_CSP},
+            )
+
+    def _post(self) -> None:
+        host = self._host()
+        path, _ = self._split()
+        self._same_origin(host)
+        if path != "/send-test":
+            raise _Refused(HTTPStatus.NOT_FOUND, "not found")
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise _Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the form as a web form")
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+        if not 0 <= length <= MAX_BODY:
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large")
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        form = {k: v[-1] for k, v in parse_qs(body).items()}
+        token = form.get("token", "")
+        if not hmac.compare_digest(token.encode(), self.preview.token.encode()):
+            raise _Refused(
+                HTTPStatus.FORBIDDEN,
+                "missing or wrong token: reload the preview page and try again",
+            )
+        status, result = post_test(self.preview.view(), self.preview.issue, form)
+        self._json(
+            status,
+            {
+                "ok": result.ok,
+                "message": result.message,
+                "transport": result.transport,
+                "files": list(result.files),
+                "help": result.help,
+            },
+        )
