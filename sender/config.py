@@ -343,7 +343,7 @@ class Config:
         False,
         help="true when saving to the outbox is how you deliver (you send the .eml files on "
         "yourself); false treats the outbox as a rehearsal that never stops a real send.",
-        example="false",
+        example=False,
     )
     ledger: Path = setting(  # noqa: RUF009
         "send",

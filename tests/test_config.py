@@ -484,6 +484,7 @@ def test_options_in_reference_order() -> None:
         ("build", "out"),
         ("send", "transport"),
         ("send", "outbox"),
+        ("send", "outbox_is_delivery"),
         ("send", "ledger"),
         ("archive", "folder"),
         ("smtp", "host"),
