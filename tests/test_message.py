@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sender.config import Config
-from sender.lists import Recipient
 from sender.message import (
     Envelope,
     MessageTemplate,
@@ -36,6 +35,7 @@ from sender.message import (
     send_date,
 )
 from sender.placeholders import fill, split
+from sender.recipient import Recipient
 from sender.transports.smtp.session import dot_stuff
 from sender.variant import Variant
 
