@@ -54,11 +54,16 @@ class ArchiveResult:
 def collect(ws: Workspace) -> tuple[list[Entry], list[Problem]]:
     """What the ledger says was sent, joined with the issue files, newest first."""
     with read_ledger(ws.config) as ledger:
-        sends = [s for s in ledger.sends() if s.sent]
+        # Copies saved to the outbox as a rehearsal were not sent: not archived.
+        sends = [s for s in ledger.sends() if s.sent and s.scope == "delivery"]
         by_issue: dict[str, list[str]] = {}
         for s in sends:
             by_issue.setdefault(s.issue, []).append(s.finished or s.started)
         issues = _issue_files(ws)
+        # An issue is known by its identity; its file may have been renamed since.
+        for record in ledger.issues():
+            if record.file and ws.config.resolve(Path(record.file)).is_file():
+                issues[record.key] = ws.config.resolve(Path(record.file))
         entries: list[Entry] = []
         warnings: list[Problem] = []
         for slug, stamps in by_issue.items():

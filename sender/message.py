@@ -534,21 +534,23 @@ class MessageTemplate:
     def message_id(self, recipient: Recipient) -> str:
         return message_id(self.variant.slug, recipient.email, self.domain, salt=self._salt)
 
-    def envelope(self, recipient: Recipient) -> Envelope:
+    def envelope(self, recipient: Recipient, *, message_id: str | None = None) -> Envelope:
+        """``message_id``: the one the ledger gave this person, if not the template's own."""
         return Envelope(
             sender=self.sender_address,
             recipient=_check_address("the recipient address", recipient.email),
-            message_id=self.message_id(recipient),
+            message_id=message_id or self.message_id(recipient),
         )
 
-    def render(self, recipient: Recipient) -> bytes:
+    def render(self, recipient: Recipient, *, message_id: str | None = None) -> bytes:
         """The complete RFC 5322 message for one person (CRLF line endings)."""
         fields = recipient.fields
         email = recipient.email
+        mid = message_id or self.message_id(recipient)
         values: list[bytes] = [
             _mailbox("To", recipient.name, email),
             b"",
-            b"Message-ID: " + self.message_id(recipient).encode("ascii") + CRLF,
+            b"Message-ID: " + mid.encode("ascii") + CRLF,
             b"",
         ]
         if self._subject_dynamic:

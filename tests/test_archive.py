@@ -28,7 +28,15 @@ def run(workspace: Path, *args: str) -> Result:
 
 @pytest.fixture
 def sent(workspace: Path) -> Path:
-    """Two eml sends of different issues to different lists, one person on two lists."""
+    """Two eml sends of different issues to different lists, one person on two lists.
+
+    The outbox is this workspace's way of delivering (not a rehearsal), so the
+    sends are archived."""
+    config = workspace / "newsletter.toml"
+    config.write_text(
+        config.read_text("utf-8").replace("[send]\n", "[send]\noutbox_is_delivery = true\n"),
+        "utf-8",
+    )
     first = run(workspace, "send", BLOG, "--list", "headteachers", "--yes")
     assert first.exit_code == 0, first.output
     second = run(workspace, "send", BRIEFING, "--list", "managers", "--list", "all-staff", "--yes")

@@ -140,10 +140,10 @@ def test_limit_sends_the_next_n_and_the_same_command_continues(workspace: Path) 
     assert re.search(r"managers\s*│\s*15\s*│\s*0\s*│\s*10\s*│", status.output), status.output
     second = run(workspace, "send", BLOG, "--list", "managers", "--yes")
     assert second.exit_code == 0, second.output
-    assert "10 already have this issue and are skipped" in second.output
+    assert "10 are already in the outbox and are skipped" in second.output
     assert len(list(outbox.glob("*.eml"))) == 25
     third = run(workspace, "send", BLOG, "--list", "managers", "--yes")
-    assert "Everyone on these lists already has this issue" in third.output
+    assert "Everyone on these lists is already in the outbox" in third.output
 
 
 def test_status_before_any_send(workspace: Path) -> None:

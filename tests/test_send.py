@@ -82,7 +82,7 @@ def test_person_on_two_lists_gets_one_email_with_both_lists_sections(workspace: 
     assert "on several lists" in result.output
 
 
-def test_resending_writes_identical_files(workspace: Path) -> None:
+def test_resending_writes_the_same_files_with_new_message_ids(workspace: Path) -> None:
     assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
     folder = outbox(workspace, BLOG)
     first = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
@@ -90,8 +90,14 @@ def test_resending_writes_identical_files(workspace: Path) -> None:
         path.unlink()
     result = send(workspace, BLOG, "--list", "headteachers", "--yes", "--resend")
     assert result.exit_code == 0, result.output
+    assert "with new Message-IDs" in result.output
     second = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
-    assert first == second and len(first) > 30
+    assert first.keys() == second.keys() and len(first) > 30
+    mid = re.compile(rb"^Message-ID: (\S+)\r\n", re.M)
+    for name, data in first.items():
+        # A receiver drops a message whose Message-ID it has seen: a resend needs a new one.
+        assert mid.findall(data) != mid.findall(second[name])
+        assert mid.sub(b"", data) == mid.sub(b"", second[name])
 
 
 def test_a_second_send_skips_everyone_who_has_it(workspace: Path) -> None:
@@ -100,7 +106,7 @@ def test_a_second_send_skips_everyone_who_has_it(workspace: Path) -> None:
         path.unlink()
     result = send(workspace, BLOG, "--list", "headteachers", "--list", "managers", "--yes")
     assert result.exit_code == 0, result.output
-    assert "already have this issue and are skipped" in result.output
+    assert "are already in the outbox and are skipped" in result.output
     written = {p.name for p in outbox(workspace, BLOG).glob("*.eml")}
     managers = (workspace / "recipients" / "managers.csv").read_text(encoding="utf-8")
     assert len(written) == len(managers.strip().splitlines()) - 1

@@ -15,10 +15,23 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import EXIT_BUG, console_err
+from .common import EXIT_BUG, InputError, console_err
+
+
+class _Commands(click.Group):
+    """Library errors every command may meet, said once here."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ..ledger import LedgerError
+
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            raise InputError(str(exc)) from None
 
 
 @click.group(
+    cls=_Commands,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(

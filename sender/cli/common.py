@@ -28,7 +28,7 @@ class InputError(click.ClickException):
 
     exit_code = EXIT_INPUT
 
-    def show(self, file: object = None) -> None:
+    def show(self, file: object = None) -> None:  # noqa: ARG002 (click's signature)
         if self.message:
             console_err.print(f"[red]Error:[/red] {escape(self.message)}")
 

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..audiences import audience_key
+from ..ledger import IssueHeld, LedgerError
 from ..problems import ProblemsError
 from ..send import (
     Eligibility,
@@ -39,6 +40,7 @@ from ..send import (
     stand_in,
     standing,
 )
+from ..send.target import Target, Unclear, target
 from ..transports import Outcome, Transport, TransportError
 from ..workspace import Workspace
 from .common import EXIT_USAGE, InputError, console, console_err, open_workspace, show_problems
@@ -77,8 +79,31 @@ SAMPLE = 5
     help="With --test-to: personalise as this person (default: the list's first).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Send to the next N people only.")
-@click.option("--resend", is_flag=True, help="Also send to people who already got this issue.")
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Also send to people who already got this issue (with new Message-IDs, so their "
+    "mail server does not drop it as a copy).",
+)
 @click.option("--retry-failed", is_flag=True, help="Try again people whose email failed.")
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send again to people whose message the server took but never answered for "
+    "(it may have arrived: they may get it twice).",
+)
+@click.option(
+    "--same-as",
+    metavar="ISSUE",
+    help="This file is the issue the ledger knows by this name (shown by 'newsletter "
+    "history'): carry on its send, even though the file's date changed.",
+)
+@click.option(
+    "--new-issue",
+    is_flag=True,
+    help="This file is a new issue, even though an earlier issue of the same file name was "
+    "not sent to everyone.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.option("--dry-run", is_flag=True, help="Show who would get what, and send nothing.")
 @click.option(
@@ -96,6 +121,9 @@ def command(
     limit: int | None,
     resend: bool,
     retry_failed: bool,
+    retry_unknown: bool,
+    same_as: str | None,
+    new_issue: bool,
     yes: bool,
     dry_run: bool,
     verbose: bool,
@@ -139,16 +167,42 @@ def command(
         raise InputError(
             "nothing was sent. Fix the problems above and run the command again."
         ) from None
-    rule = Eligibility(resend=resend, retry_failed=retry_failed)
-    where = standing(plan, ledger_states(ws.config, plan.issue.slug), rule)
-    show_summary(ws, plan, chosen, where, rule, limit=limit)
+    rule = Eligibility(resend=resend, retry_failed=retry_failed, retry_unknown=retry_unknown)
+    where_to = _target(ctx, ws, plan, chosen, same_as, new_issue, yes or dry_run)
+    where = standing(
+        plan,
+        ledger_states(ws.config, where_to.key),
+        rule,
+        ledger_states(ws.config, where_to.rehearsal_key) if where_to.scope == "delivery" else None,
+    )
+    show_summary(ws, plan, chosen, where, rule, where_to, limit=limit)
     if not plan.recipients:
         raise InputError("nobody to send to on these lists; nothing was sent.")
     if where.waiting == 0:
-        if where.failed:
+        if where.failed or where.no_answer:
             console.print(
-                f"Nothing to send: the others already have this issue, and {where.failed} failed "
-                "before. Use --retry-failed to try those again."
+                "Nothing to send: the others already have this issue"
+                + (f", and {where.failed} failed before" if where.failed else "")
+                + (
+                    f", and the server never answered for {where.no_answer}"
+                    if where.no_answer
+                    else ""
+                )
+                + ". Use "
+                + " or ".join(
+                    flag
+                    for flag, n in (
+                        ("--retry-failed", where.failed),
+                        ("--retry-unknown", where.no_answer),
+                    )
+                    if n
+                )
+                + " to try those again."
+            )
+        elif where_to.scope == "rehearsal":
+            console.print(
+                "Everyone on these lists is already in the outbox; nothing to save. "
+                "Use --resend to save them again."
             )
         else:
             console.print(
@@ -160,11 +214,12 @@ def command(
         console.print("[yellow]Dry run:[/yellow] nothing was sent or recorded.")
         return
     count = where.this_run(limit)
-    _confirm(ctx, yes, f"Send to {count} people by {chosen}?")
+    verb = "Save" if where_to.scope == "rehearsal" else "Send to"
+    _confirm(ctx, yes, f"{verb} {count} people by {chosen}?")
 
     carrier = _transport(ws, plan, chosen, verbose)
     stop = threading.Event()
-    resume = _resume_command(ws, issue, lists, transport)
+    resume = _resume_command(ws, issue, lists, transport, where_to)
     progress = Progress(
         TextColumn("[bold]Sending[/bold]"),
         BarColumn(),
@@ -176,12 +231,12 @@ def command(
         transient=True,
         disable=not console.is_terminal,
     )
-    tally = {"sent": 0, "deferred": 0, "failed": 0}
+    tally = {"sent": 0, "deferred": 0, "failed": 0, "unknown": 0}
 
-    def on_snapshot(snapshot: object, n: int) -> None:
+    def on_snapshot(_snapshot: object, n: int) -> None:
         progress.update(task, total=n)
 
-    def on_done(email: str, outcome: Outcome) -> None:
+    def on_done(_email: str, outcome: Outcome) -> None:
         tally[outcome.state] += 1
         progress.update(
             task,
@@ -192,7 +247,7 @@ def command(
 
     previous = signal.getsignal(signal.SIGINT)
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
         console_err.print("Stopping after the emails already on their way…")
 
@@ -206,6 +261,7 @@ def command(
                 plan,
                 ws,
                 carrier,
+                where_to,
                 rule=rule,
                 limit=limit,
                 stop=stop,
@@ -214,11 +270,18 @@ def command(
             )
     except PreflightError as exc:
         raise InputError(f"{exc}\nNothing was sent.") from None
-    except TransportError as exc:
+    except IssueHeld as exc:
+        raise InputError(str(exc)) from None
+    except (TransportError, LedgerError) as exc:
         raise InputError(f"{exc}\nTo carry on later: {resume}") from None
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)
+    if report.took_over is not None:
+        console.print(
+            f"[yellow]An earlier send of this issue by {escape(report.took_over.describe())} "
+            "had stopped without finishing; this send took over from it.[/yellow]"
+        )
     if report.archive is not None:
         show_problems(report.archive.warnings)
         index = report.archive.folder / "index.html"
@@ -254,22 +317,74 @@ def _rate(progress: Progress, task_id: object) -> float:
 
 
 def _resume_command(
-    ws: Workspace, issue: Path, lists: tuple[str, ...], transport: str | None
+    ws: Workspace, issue: Path, lists: tuple[str, ...], transport: str | None, to: Target
 ) -> str:
     parts = ["newsletter", "send", ws.display(issue)]
     for name in lists:
         parts += ["--list", name]
     if transport:
         parts += ["--transport", transport]
+    if not to.new and to.was is not None and to.was.date != to.record.date:
+        parts += ["--same-as", to.record.key]
     return shlex.join(parts)
+
+
+def _target(
+    ctx: click.Context,
+    ws: Workspace,
+    plan: SendPlan,
+    chosen: str,
+    same_as: str | None,
+    new_issue: bool,
+    no_questions: bool,
+) -> Target:
+    """Which issue the ledger knows this file as; asks when that cannot be told."""
+    if same_as and new_issue:
+        raise click.UsageError("say --same-as or --new-issue, not both")
+    try:
+        return target(ws, plan, chosen, same_as=same_as, new_issue=new_issue)
+    except KeyError:
+        raise click.BadParameter(
+            f"the ledger knows no issue called '{same_as}' ('newsletter history' lists them)",
+            param_hint="--same-as",
+        ) from None
+    except Unclear as unclear:
+        earlier = unclear.earlier
+        console.print(
+            f"[yellow]{escape(ws.display(plan.issue.path))} was sent before as "
+            f"“{escape(earlier.title)}” of {earlier.date}, and {unclear.unfinished} people "
+            f"have not had that one yet. Now it says “{escape(plan.issue.title)}” of "
+            f"{plan.issue.date.isoformat()}.[/yellow]"
+        )
+        same = shlex.join(["--same-as", earlier.key])
+        if no_questions or not sys.stdin.isatty():
+            raise InputError(
+                "cannot tell whether this is the same issue with its date corrected, or a new "
+                f"issue saved over the old file, so nothing was sent. Run the command again "
+                f"with {same} (carry on the earlier send) or --new-issue (a new issue: "
+                "everyone gets it)."
+            ) from None
+        if click.confirm("Is this the same issue, with its date corrected?", default=False):
+            return target(ws, plan, chosen, same_as=earlier.key)
+        if click.confirm("Is it a new issue, to send to everyone?", default=False):
+            return target(ws, plan, chosen, new_issue=True)
+        console.print("Nothing was sent.")
+        ctx.exit(0)
+        raise AssertionError("unreachable") from None
 
 
 def _final(ws: Workspace, plan: SendPlan, report: SendReport, chosen: str, resume: str) -> None:
     outcomes, failures = report.outcomes, report.failures
+    rehearsal = report.target is not None and report.target.scope == "rehearsal"
     table = Table(title="Result", title_justify="left")
-    for column in ("sent", "deferred", "failed"):
+    columns = ["saved" if rehearsal else "sent", "deferred", "failed"]
+    states = ["sent", "deferred", "failed"]
+    if outcomes.get("unknown"):
+        columns.append("no answer")
+        states.append("unknown")
+    for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(*(str(outcomes.get(s, 0)) for s in ("sent", "deferred", "failed")))
+    table.add_row(*(str(outcomes.get(s, 0)) for s in states))
     console.print(table)
     if chosen == "eml":
         console.print(f"Emails are in {escape(ws.display(outbox_folder(ws, plan.issue)))}/")
@@ -283,6 +398,14 @@ def _final(ws: Workspace, plan: SendPlan, report: SendReport, chosen: str, resum
     if report.interrupted:
         console.print(f"[yellow]Stopped.[/yellow] To carry on: {escape(resume)}")
         raise click.exceptions.Exit(130)
+    unknown = [e for e, o in failures if o.state == "unknown"]
+    if unknown:
+        console.print(
+            f"[yellow]The mail server took {len(unknown)} message(s) but never answered[/yellow]: "
+            "they may well have arrived, so they are not sent again by themselves. Check with "
+            f"one of them; to send them again anyway: {escape(resume)} --retry-unknown"
+        )
+    failures = [(e, o) for e, o in failures if o.state != "unknown"]
     if failures:
         deferred = sum(1 for _, o in failures if o.state == "deferred")
         hint = f"{resume}" + (" --retry-failed" if len(failures) > deferred else "")
@@ -290,7 +413,14 @@ def _final(ws: Workspace, plan: SendPlan, report: SendReport, chosen: str, resum
             f"{len(failures)} email(s) were not delivered. Deferred ones are tried again "
             f"by running: {hint}"
         )
-    console.print(f"[green]Done:[/green] {report.sent} email(s) sent.")
+    if rehearsal:
+        console.print(
+            f"[green]Done:[/green] {report.sent} email(s) saved to the outbox. Nothing was sent: "
+            "this was a rehearsal ([send] outbox_is_delivery = true makes the outbox count "
+            "as delivery)."
+        )
+    else:
+        console.print(f"[green]Done:[/green] {report.sent} email(s) sent.")
 
 
 def _test(
@@ -348,11 +478,21 @@ def show_summary(
     chosen: str,
     where: Standing,
     rule: Eligibility,
+    to: Target,
     *,
     limit: int | None,
 ) -> None:
     sel = plan.selection
     show_problems(sel.problems)
+    if to.was is not None:
+        was = to.was
+        console.print(
+            f"The ledger knows this issue as {escape(to.record.key)}"
+            + (f", sent before from {escape(was.file)}" if was.file != to.record.file else "")
+            + (f", titled “{escape(was.title)}”" if was.title != to.record.title else "")
+            + (f", dated {was.date}" if was.date != to.record.date else "")
+            + ": this send carries on from it."
+        )
     table = Table(title=f"Sending “{escape(plan.issue.title)}”", title_justify="left")
     for column in ("list", "people", "suppressed", "duplicates", "invalid rows skipped"):
         table.add_column(column, justify="left" if column == "list" else "right")
@@ -380,13 +520,29 @@ def show_summary(
     for r in plan.recipients[:SAMPLE]:
         name = f"{r.name} " if r.name else ""
         console.print(f"  {escape(name)}<{escape(r.email)}>  ({escape(audience_key(r.audiences))})")
+    rehearsal = to.scope == "rehearsal"
     if where.already_sent:
+        have = "are already in the outbox" if rehearsal else "already have this issue"
         console.print(
-            f"{where.already_sent} already have this issue"
+            f"{where.already_sent} {have}"
             + (
-                ": sending again (--resend)."
+                ": sending again, with new Message-IDs (--resend)."
                 if rule.resend
                 else " and are skipped (--resend sends again)."
+            )
+        )
+    if where.rehearsed:
+        console.print(
+            f"{where.rehearsed} saved to the outbox earlier, not sent: they are sent now."
+        )
+    if where.no_answer:
+        console.print(
+            f"[yellow]{where.no_answer} were handed to the mail server, which never answered"
+            "[/yellow]; they may have it"
+            + (
+                ": sending again (--retry-unknown)."
+                if rule.retry_unknown
+                else ", so they are skipped (--retry-unknown sends again)."
             )
         )
     if where.failed:
@@ -406,8 +562,10 @@ def show_summary(
     if limit:
         console.print(f"--limit: only the next {limit} are sent this time.")
     if chosen == "eml":
-        to = f"{ws.display(outbox_folder(ws, plan.issue))}/ (one .eml file per person)"
+        goes = f"{ws.display(outbox_folder(ws, plan.issue))}/ (one .eml file per person)"
+        if rehearsal:
+            goes += "; a rehearsal: nothing is sent, and a real send later is not held back"
     else:
         smtp = ws.config.smtp
-        to = f"the mail server {smtp.host}:{smtp.port} ({smtp.security})"
-    console.print(f"Emails go to: {escape(to)}")
+        goes = f"the mail server {smtp.host}:{smtp.port} ({smtp.security})"
+    console.print(f"Emails go to: {escape(goes)}")

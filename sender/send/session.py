@@ -1,27 +1,34 @@
-"""Deliver a plan: snapshot everyone into the ledger, send to those still waiting, archive.
+"""Deliver a plan: hold the issue, snapshot everyone, send to those still waiting, archive.
 
 Delivery goes person by person, the ledger recording each one as it happens,
 so the same send run again after any interruption carries on where it
-stopped. Every send that delivered anything updates the archive, whoever
-called it.
+stopped. One sender per issue at a time: the send holds the issue in the
+ledger for as long as it runs. A person whose message cannot be made is
+marked failed with the reason, and the send goes on. Every delivery that
+sent anything updates the archive, whoever called it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..archive import ArchiveResult, rebuild
 from ..audiences import audience_key
 from ..issue import Issue
-from ..ledger import Ledger, Planned, SendRecord, Snapshot, open_ledger
+from ..ledger import Holder, Ledger, LedgerError, Planned, SendRecord, Snapshot, open_ledger
+from ..message import message_id
+from ..recipient import address_key
 from ..transports import Job, Outcome, Transport, TransportError, open_transport
 from ..workspace import Workspace
 from .eligibility import Eligibility
 from .plan import SendPlan, outbox_folder
+from .target import Target
 
 Log = Callable[[str], None]
+# Values a message cannot carry (a header that cannot be folded, a missing field).
+UNBUILDABLE = (ValueError, UnicodeError, LookupError)
 
 
 class PreflightError(TransportError):
@@ -35,7 +42,10 @@ class SendReport:
     outcomes: dict[str, int]  # state -> count, for this run
     failures: list[tuple[str, Outcome]]
     interrupted: bool = False
-    archive: ArchiveResult | None = None  # when anything was sent
+    archive: ArchiveResult | None = None  # when anything was delivered
+    took_over: Holder | None = None  # a stale send of this issue this one replaced
+    target: Target | None = None
+    skipped: list[str] = field(default_factory=list)  # claimed by another sender meanwhile
 
     @property
     def sent(self) -> int:
@@ -63,6 +73,7 @@ def send(
     plan: SendPlan,
     ws: Workspace,
     transport: Transport,
+    target: Target,
     *,
     ledger: Ledger | None = None,
     rule: Eligibility | None = None,
@@ -72,87 +83,154 @@ def send(
     on_snapshot: Callable[[Snapshot, int], None] | None = None,
     on_done: Callable[[str, Outcome], None] | None = None,
 ) -> SendReport:
-    """Check the transport, snapshot everyone, deliver to those ``rule`` lets through.
+    """Check the transport, hold the issue, snapshot everyone, deliver to whom ``rule`` says.
 
     Raises PreflightError before anyone is recorded if the transport cannot
-    work. ``on_snapshot(snapshot, n)`` is told how many will be sent this
-    run, before the first; ``on_done(email, outcome)`` after each. The
-    workspace's ledger is used unless ``ledger`` is given.
+    work, IssueHeld if another send of the issue is running, and LedgerError
+    when the ledger cannot record (the send stops; what was recorded stands).
+    ``on_snapshot(snapshot, n)`` is told how many will be sent this run,
+    before the first; ``on_done(email, outcome)`` after each. The workspace's
+    ledger is used unless ``ledger`` is given.
     """
     preflight(transport)
-    rule = rule or Eligibility()
-    if ledger is None:
-        with open_ledger(ws.config) as opened:
-            report = _deliver(plan, ws, transport, opened, rule, limit, stop, on_snapshot, on_done)
-    else:
-        report = _deliver(plan, ws, transport, ledger, rule, limit, stop, on_snapshot, on_done)
-    if archive and report.sent:
+    run = _Run(
+        plan, ws, transport, target, rule or Eligibility(), limit, stop, on_snapshot, on_done
+    )
+    try:
+        if ledger is None:
+            with open_ledger(ws.config) as opened:
+                report = run.held(opened)
+        else:
+            report = run.held(ledger)
+    finally:
+        transport.close()
+    if archive and report.sent and target.scope == "delivery":
         report.archive = rebuild(ws)
     return report
 
 
-def _deliver(
-    plan: SendPlan,
-    ws: Workspace,
-    transport: Transport,
-    ledger: Ledger,
-    rule: Eligibility,
-    limit: int | None,
-    stop: threading.Event | None,
-    on_snapshot: Callable[[Snapshot, int], None] | None,
-    on_done: Callable[[str, Outcome], None] | None,
-) -> SendReport:
-    stop = stop or threading.Event()
-    issue = plan.issue
-    templates = plan.templates(ws)
-    by_email = {r.email: r for r in plan.recipients}
-    snapshot = ledger.snapshot(
-        issue.slug,
-        (
-            Planned(
-                r.email,
-                audience_key(r.audiences),
-                templates[r.audiences].envelope(r).message_id,
-            )
-            for r in plan.recipients
-        ),
-        rule,
-    )
-    emails = ledger.to_send(issue.slug, by_email, limit)
-    if on_snapshot:
-        on_snapshot(snapshot, len(emails))
-    if not emails:
-        transport.close()
-        return SendReport(snapshot, None, {}, [])
-    send_id = ledger.begin(
-        issue.slug, issue.title, issue.date.isoformat(), plan.selection.names, transport.name
-    )
-    outcomes: dict[str, int] = {}
-    failures: list[tuple[str, Outcome]] = []
-    lock = threading.Lock()
+class _Run:
+    def __init__(
+        self,
+        plan: SendPlan,
+        ws: Workspace,
+        transport: Transport,
+        target: Target,
+        rule: Eligibility,
+        limit: int | None,
+        stop: threading.Event | None,
+        on_snapshot: Callable[[Snapshot, int], None] | None,
+        on_done: Callable[[str, Outcome], None] | None,
+    ) -> None:
+        self.plan, self.ws, self.transport, self.target = plan, ws, transport, target
+        self.rule, self.limit, self.stop = rule, limit, stop or threading.Event()
+        self.on_snapshot, self.on_done = on_snapshot, on_done
+        self.outcomes: dict[str, int] = {}
+        self.failures: list[tuple[str, Outcome]] = []
+        self.skipped: list[str] = []
+        self.lock = threading.Lock()
 
-    def jobs() -> Iterator[Job]:
-        # Lazily: a message is made only when a connection is ready for it.
-        for email in emails:
-            r = by_email[email]
-            template = templates[r.audiences]
-            yield Job(template.envelope(r), template.render(r), key=email)
+    def held(self, ledger: Ledger) -> SendReport:
+        key = self.target.key
+        took_over = ledger.hold(key)
+        try:
+            ledger.save_issue(self.target.record)
+            report = self.deliver(ledger)
+        finally:
+            ledger.release(key)
+        report.took_over, report.target = took_over, self.target
+        return report
 
-    def started(job: Job) -> None:
-        ledger.mark_sending(issue.slug, str(job.key), send_id)
+    def message_id(self, person: Planned, generation: int) -> str:
+        salt = f"resend {generation}" if generation else ""
+        return message_id(self.target.record.key, person.email, self.ws.config.domain, salt=salt)
 
-    def done(job: Job, outcome: Outcome) -> None:
-        ledger.mark_done(issue.slug, str(job.key), outcome)
-        with lock:
-            outcomes[outcome.state] = outcomes.get(outcome.state, 0) + 1
+    def deliver(self, ledger: Ledger) -> SendReport:
+        plan, key = self.plan, self.target.key
+        templates = plan.templates(self.ws)
+        by_key = {address_key(r.email): r for r in plan.recipients}
+        snapshot = ledger.snapshot(
+            key,
+            (
+                Planned(
+                    k, audience_key(r.audiences), self.message_id(Planned(k, "", ""), 0), r.email
+                )
+                for k, r in by_key.items()
+            ),
+            self.rule,
+            renew=self.message_id,
+        )
+        queue = ledger.queue(key, by_key, self.limit)
+        if self.on_snapshot:
+            self.on_snapshot(snapshot, len(queue))
+        if not queue:
+            return SendReport(snapshot, None, {}, [])
+        issue = plan.issue
+        send_id = ledger.begin(
+            self.target.record.key,
+            issue.title,
+            issue.date.isoformat(),
+            plan.selection.names,
+            self.transport.name,
+            scope=self.target.scope,
+            file=self.target.record.file,
+        )
+
+        def jobs() -> Iterator[Job]:
+            # Lazily: a message is made only when a connection is ready for it.
+            for email, mid in queue:
+                r = by_key[email]
+                template = templates[r.audiences]
+                try:
+                    job = Job(
+                        template.envelope(r, message_id=mid),
+                        template.render(r, message_id=mid),
+                        key=email,
+                    )
+                except UNBUILDABLE as exc:
+                    reason = f"the message could not be made: {exc}"
+                    ledger.mark_failed(key, email, reason)
+                    self.count(email, Outcome("failed", None, reason))
+                    continue
+                yield job
+
+        def started(job: Job) -> bool:
+            claimed = ledger.mark_sending(key, str(job.key), send_id)
+            if not claimed:
+                with self.lock:
+                    self.skipped.append(str(job.key))
+            return claimed
+
+        def done(job: Job, outcome: Outcome) -> None:
+            ledger.mark_done(key, str(job.key), outcome)
+            self.count(str(job.key), outcome)
+
+        try:
+            self.transport.send_all(jobs(), on_start=started, on_done=done, stop=self.stop)
+        except LedgerError:
+            self.stop.set()
+            self._finish(ledger, send_id)
+            raise
+        record = self._finish(ledger, send_id)
+        return SendReport(
+            snapshot,
+            record,
+            self.outcomes,
+            self.failures,
+            interrupted=self.stop.is_set(),
+            skipped=self.skipped,
+        )
+
+    def _finish(self, ledger: Ledger, send_id: int) -> SendRecord | None:
+        try:
+            return ledger.finish(send_id, interrupted=self.stop.is_set())
+        except LedgerError:
+            return None  # the ledger's own error is what the user needs to see
+
+    def count(self, email: str, outcome: Outcome) -> None:
+        with self.lock:
+            self.outcomes[outcome.state] = self.outcomes.get(outcome.state, 0) + 1
             if outcome.state != "sent":
-                failures.append((str(job.key), outcome))
-        if on_done:
-            on_done(str(job.key), outcome)
-
-    try:
-        transport.send_all(jobs(), on_start=started, on_done=done, stop=stop)
-    finally:
-        transport.close()
-        record = ledger.finish(send_id, interrupted=stop.is_set())
-    return SendReport(snapshot, record, outcomes, failures, interrupted=stop.is_set())
+                self.failures.append((email, outcome))
+        if self.on_done:
+            self.on_done(email, outcome)

@@ -90,7 +90,7 @@ def send_test(
 
         try:
             transport.send_all(
-                jobs(), on_start=lambda job: None, on_done=done, stop=threading.Event()
+                jobs(), on_start=lambda _job: True, on_done=done, stop=threading.Event()
             )
         finally:
             transport.close()

@@ -14,17 +14,20 @@ from typing import Literal, Protocol, get_args
 
 from ..message import Envelope
 
-# What the server said of one message.
-State = Literal["sent", "deferred", "failed"]
+# What the server said of one message ('unknown': it never answered after the data).
+State = Literal["sent", "deferred", "failed", "unknown"]
 # Where one person stands for one issue; the ledger's CHECK constraint is made from it.
-DeliveryState = Literal["pending", "sending", "sent", "deferred", "failed"]
+# 'unknown': the message was handed over but the server's answer never came.
+DeliveryState = Literal["pending", "sending", "sent", "deferred", "failed", "unknown"]
 DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """``sent``; ``deferred`` (a 4xx or a dropped connection: try again later);
-    ``failed`` (a 5xx: the server will not take it; do not retry)."""
+    ``failed`` (a 5xx: the server will not take it; do not retry); ``unknown``
+    (the message was handed over and no answer came: it may have arrived, so
+    it is not sent again unless the user says so)."""
 
     state: State
     code: int | None = None
@@ -60,11 +63,16 @@ class Transport(Protocol):
         self,
         jobs: Iterable[Job],
         *,
-        on_start: Callable[[Job], None],
+        on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
     ) -> None:
-        """Deliver until ``jobs`` runs out or ``stop`` is set; in-flight jobs finish."""
+        """Deliver until ``jobs`` runs out or ``stop`` is set; in-flight jobs finish.
+
+        ``on_start(job)`` is called just before a job goes; when it answers
+        False (someone else has claimed that person) the job is skipped, with
+        no ``on_done``.
+        """
         ...
 
     def close(self) -> None: ...
