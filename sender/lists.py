@@ -34,6 +34,7 @@ from .recipient import Recipient, address_key, display_name
 
 SUPPRESSED = "suppressed"
 MAX_FIELD = 1000
+LONG_NAME = 120  # longer than any real name: probably a cell pasted into the wrong column
 UTF8 = "utf-8"
 CP1252 = "windows-1252"
 
@@ -542,10 +543,18 @@ class _Reader:
             return
         self.seen[key] = start
         fields["email"] = normalized
+        name = display_name(fields)
+        if len(name) > LONG_NAME:
+            self.warning(
+                start,
+                f"the name is {len(name)} characters long; it goes in the To line of the email "
+                "folded over several lines, which some mail programs show oddly",
+                "check the name cells of this row hold just the person's name",
+            )
         report.recipients.append(
             Recipient(
                 email=normalized,
-                name=display_name(fields),
+                name=name,
                 fields=fields,
                 lists=(report.name,),
                 rows=((report.file, start),),

@@ -356,12 +356,17 @@ _QUOTABLE = re.compile(r"(?!.*=\?)[ -~]*[!-~][ -~]*")
 
 
 def _phrase(name: str, text: str) -> list[str]:
-    """A display name as header tokens: atoms, one quoted string, or encoded words."""
-    if _ATOMS.fullmatch(text):
+    """A display name as header tokens: atoms, one quoted string, or encoded words.
+
+    Encoded words whenever a plain word would not fit on a line: they fold
+    anywhere, so no name, however long, makes a header line pass 998 octets.
+    """
+    fits = _HEADER_LINE - len(name) - 2
+    if _ATOMS.fullmatch(text) and all(len(w) <= fits for w in text.split(" ")):
         return text.split(" ")
     if _QUOTABLE.fullmatch(text) and text == text.strip() and "  " not in text:
         quoted = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if len(quoted) <= _HEADER_LINE - len(name) - 2:
+        if len(quoted) <= fits:
             return [quoted]
     return _encoded_words(text, _word_width(name), phrase=True)
 

@@ -63,9 +63,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import archive, build, check, import_, lists, preview, send, status
+    from . import archive, build, check, import_, ledger, lists, preview, send, status
 
-    for module in (check, build, lists, send, status, archive, preview, import_):
+    for module in (check, build, lists, send, status, archive, preview, import_, ledger):
         cli.add_command(module.command)
     cli.add_command(archive.history)
 

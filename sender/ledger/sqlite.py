@@ -65,7 +65,7 @@ def _private(path: Path) -> None:
 
 def _damaged(path: Path, exc: BaseException) -> LedgerDamaged:
     return LedgerDamaged(
-        f"The ledger {path} cannot be read: {exc}. Nothing was sent. "
+        f"The ledger {path} cannot be read: {exc}. Nothing was sent or changed. "
         "It records who has been sent what, so it is not replaced by an empty one. "
         "Run 'newsletter ledger check' to see what is wrong, and "
         "'newsletter ledger recover' to save what can be read into a new ledger "
