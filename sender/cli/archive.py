@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from ..archive import rebuild
 from ..ledger import read_ledger
@@ -45,6 +44,8 @@ def command(ctx: click.Context) -> None:
 def history(ctx: click.Context) -> None:
     """List every send, oldest first: issue, when, lists, how many sent and failed.
 
+    Each issue shows the file it was sent from and the name the ledger knows it
+    by (for --same-as). Copies saved to the outbox as a rehearsal are marked so.
     Test sends are not listed (they are never counted as sent). A send that
     was stopped part-way is marked, and running its command again carries on.
 
@@ -58,21 +59,17 @@ def history(ctx: click.Context) -> None:
     if not sends:
         console.print("Nothing has been sent yet.")
         return
-    table = Table(title="Sends", title_justify="left")
-    table.add_column("issue", no_wrap=True)
-    table.add_column("sent on", no_wrap=True)
-    table.add_column("lists")
-    table.add_column("by")
-    for column in ("sent", "failed", "deferred"):
-        table.add_column(column, justify="right")
+    # One block per send rather than a table: readable at any width, piped or not.
     for s in sends:
-        table.add_row(
-            escape(s.title) + (" [yellow](stopped)[/yellow]" if s.interrupted else ""),
-            s.started[:10],
-            escape(", ".join(s.lists)),
-            s.transport,
-            str(s.sent),
-            str(s.failed),
-            str(s.deferred),
+        rehearsal = s.scope == "rehearsal"
+        by = {"eml": "the outbox", "smtp": "the mail server"}.get(s.transport, s.transport)
+        if rehearsal:
+            by += " (a rehearsal, not sent)"
+        stopped = " [yellow](stopped part-way)[/yellow]" if s.interrupted else ""
+        console.print(f"{s.started[:10]}  [bold]{escape(s.title)}[/bold]{stopped}")
+        console.print(f"    {escape(s.file or '(file not recorded)')}, known as {escape(s.issue)}")
+        console.print(
+            f"    to {escape(', '.join(s.lists))} by {by}: "
+            f"{'saved' if rehearsal else 'sent'} {s.sent}, failed {s.failed}, "
+            f"deferred {s.deferred}"
         )
-    console.print(table)

@@ -416,7 +416,7 @@ def _final(ws: Workspace, plan: SendPlan, report: SendReport, chosen: str, resum
     if rehearsal:
         console.print(
             f"[green]Done:[/green] {report.sent} email(s) saved to the outbox. Nothing was sent: "
-            "this was a rehearsal ([send] outbox_is_delivery = true makes the outbox count "
+            "this was a rehearsal (\\[send] outbox_is_delivery = true makes the outbox count "
             "as delivery)."
         )
     else:
