@@ -407,6 +407,58 @@ def test_check_findings_are_listed_with_file_and_line(server: PreviewServer, iss
     assert re.search(rf"newsletters/{re.escape(COPY)}:\d+:\d+</code>", findings.group(1))
     assert "did you mean &#39;heading&#39;?" in findings.group(1)
 
+# ---------------------------------------------------------------------------
+# Clients that misbehave
+
+
+def until_closed(sock: socket.socket, limit: float) -> tuple[float | None, bytes]:
+    """Seconds until the server closes ``sock`` (None: not within ``limit``), and what it sent."""
+    start = time.monotonic()
+    answer = b""
+    sock.settimeout(limit)
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return None, answer
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return time.monotonic() - start, answer
+        answer += chunk
+        sock.settimeout(max(0.01, limit - (time.monotonic() - start)))
+
+
+def raw(server: PreviewServer, data: bytes, limit: float = 5) -> bytes:
+    """Send ``data`` as it is and return all the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=limit) as sock:
+        sock.sendall(data)
+        closed, answer = until_closed(sock, limit)
+    assert closed is not None, f"no answer in {limit} s: {answer[:80]!r}"
+    return answer
+
+
+def test_two_host_headers_are_refused(server: PreviewServer, workspace: Path, issue: Path) -> None:
+    # Which Host counts would be up to us, and to any proxy on the way: neither is asked.
+    ours, evil = f"127.0.0.1:{server.port}", "evil.example"
+    for first, second in ((ours, evil), (evil, ours), (ours, ours)):
+        head = f"GET /recipients HTTP/1.1\r\nHost: {first}\r\nHost: {second}\r\n\r\n"
+        answer = raw(server, head.encode())
+        assert answer.startswith(b"HTTP/1.0 400 "), (first, second, answer[:80])
+        assert b"@" not in answer
+    # Two lengths for one body: which one ends it is just as ambiguous.
+    form = urlencode({"token": server.token, "to": "me@example.org"}).encode()
+    head = (
+        f"POST /send-test HTTP/1.1\r\nHost: {ours}\r\nOrigin: http://{ours}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(form)}\r\nContent-Length: 5\r\n\r\n"
+    )
+    answer = raw(server, head.encode() + form)
+    assert answer.startswith(b"HTTP/1.0 400 "), answer[:80]
+    assert not outbox_tests(workspace, issue).exists()
+    assert request(server, "GET", "/version").status == 200
+
+
 
 # ---------------------------------------------------------------------------
 # The command

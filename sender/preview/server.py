@@ -3,6 +3,8 @@
 People's names and addresses are on these pages, so the server:
 
 * listens on 127.0.0.1 only, never on other interfaces;
+* refuses a request with two Host (or two Content-Length) headers (400):
+  which one counts would be a guess, and a proxy might guess otherwise;
 * answers only requests whose Host is the address it serves (127.0.0.1:PORT
   or localhost:PORT): a web page on another site cannot reach it through a
   DNS name rebound to 127.0.0.1 (421 otherwise);
@@ -38,6 +40,8 @@ MESSAGE_CSP = (
     "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 MAX_BODY = 16 * 1024
+# Headers a request may carry once only (RFC 9110 7.2 and 8.6).
+_ONCE = ("Host", "Content-Length")
 
 
 class _Refused(Exception):
@@ -145,6 +149,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the library never prints
 
     # -- checks ----------------------------------------------------------------
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        for name in _ONCE:
+            if len(self.headers.get_all(name, [])) > 1:
+                self.close_connection = True
+                self._text(HTTPStatus.BAD_REQUEST, f"more than one {name} header")
+                return False
+        return True
 
     def _host(self) -> str:
         host = (self.headers.get("Host") or "").strip().lower()
