@@ -12,7 +12,7 @@ of about 50 KB, rendered by the message stage (``MessageTemplate``) as
 * ``sendmail_4``: the same from 4 threads, one connection each;
 * ``render``: the message stage alone, rendering the same messages (the
   generator every sender above pulls from);
-* ``ceiling_1`` / ``ceiling_4``: ``/work/shared/tools/smtp-ceiling.sh -d``
+* ``ceiling_1`` / ``ceiling_4``: ``benchmarks/smtp-ceiling.sh -d``
   (smtp-source into smtp-sink, connections reused), when it is there.
 
 Every result is a ``key=value`` line; ratios against the baseline and the
@@ -50,7 +50,7 @@ from sender.transports import Job, Outcome  # noqa: E402
 from sender.transports.smtp import SmtpTransport  # noqa: E402
 from sender.variant import Variant  # noqa: E402
 
-CEILING = Path("/work/shared/tools/smtp-ceiling.sh")
+CEILING = REPO / "benchmarks" / "smtp-ceiling.sh"
 PARAGRAPH = (
     "Our schools have had a busy half term: the careers fair welcomed more than "
     "four hundred students, and the new reading programme is in every primary. "

@@ -2,7 +2,7 @@
 
 Both run on HTML whose placeholders are still inert tokens (see
 placeholders.Tokens), so neither can mangle them; premailer gets the safe
-settings measured in DESIGN.md.
+settings found safe for it (docs/design.md).
 """
 
 from __future__ import annotations
