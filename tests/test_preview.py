@@ -407,6 +407,7 @@ def test_check_findings_are_listed_with_file_and_line(server: PreviewServer, iss
     assert re.search(rf"newsletters/{re.escape(COPY)}:\d+:\d+</code>", findings.group(1))
     assert "did you mean &#39;heading&#39;?" in findings.group(1)
 
+
 # ---------------------------------------------------------------------------
 # Clients that misbehave
 
@@ -457,7 +458,6 @@ def test_two_host_headers_are_refused(server: PreviewServer, workspace: Path, is
     assert answer.startswith(b"HTTP/1.0 400 "), answer[:80]
     assert not outbox_tests(workspace, issue).exists()
     assert request(server, "GET", "/version").status == 200
-
 
 
 # ---------------------------------------------------------------------------
