@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
 from operator import itemgetter
 
-from .config import Config
+from .config import ASCII_ADDRESS, DOMAIN_NAME, HEADER_URL, Config
 from .placeholders import PLACEHOLDER, Context, Placeholder, escape, find, split
 from .problems import Problem
 from .recipient import Recipient
@@ -104,9 +104,6 @@ def send_date() -> datetime:
     return datetime.now(UTC).astimezone()
 
 
-_DOMAIN = re.compile(
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-)
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
@@ -116,7 +113,7 @@ def _label(text: str, fallback: str) -> str:
 
 
 def _check_domain(domain: str) -> str:
-    if not _DOMAIN.fullmatch(domain):
+    if not DOMAIN_NAME.fullmatch(domain):
         raise ValueError(f"domain {domain!r} is not a valid domain name (e.g. news.example.org)")
     return domain
 
@@ -231,12 +228,11 @@ def header_text(what: str, value: str) -> str:
     return _CONTROLS.sub("", _no_breaks(what, value))
 
 
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _DOMAIN.pattern)
 
 
 def _check_address(what: str, address: str) -> str:
     _no_breaks(what, address)
-    if not _ADDRESS.fullmatch(address):
+    if not ASCII_ADDRESS.fullmatch(address):
         raise ValueError(
             f"{what} {address!r} cannot go into a header as it is "
             "(ASCII user@domain expected; addresses needing SMTPUTF8 are not supported)"
@@ -411,7 +407,6 @@ def _fill_strict(text: str, fields: Mapping[str, str], email: str, context: Cont
 _TO, _SUBJECT, _MESSAGE_ID, _UNSUBSCRIBE = 0, 1, 2, 3
 _FIRST_VALUE = 4
 
-_URL_OK = re.compile(r"[!-;=?-~]+")  # printable ASCII but < and >
 
 
 class MessageTemplate:
@@ -452,7 +447,7 @@ class MessageTemplate:
         self._unsubscribe_dynamic = False
         if self._unsubscribe:
             bare = PLACEHOLDER.sub("x", self._unsubscribe)
-            if not _URL_OK.fullmatch(bare):
+            if not HEADER_URL.fullmatch(bare):
                 raise ValueError(
                     f"the unsubscribe address {self._unsubscribe!r} must be ASCII with no "
                     "spaces or angle brackets (percent-encode them)"
@@ -661,7 +656,7 @@ def check_fields(
             value = fields.get(field) or ""
             if "\r" in value or "\n" in value:
                 report("broken", field, r)
-        if not _ADDRESS.fullmatch(r.email):
+        if not ASCII_ADDRESS.fullmatch(r.email):
             report("address", "email", r)
 
     problems: list[Problem] = []
