@@ -8,6 +8,7 @@ anything else (the email's remote images) is aborted.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import http.client
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -458,6 +460,30 @@ def test_two_host_headers_are_refused(server: PreviewServer, workspace: Path, is
     assert answer.startswith(b"HTTP/1.0 400 "), answer[:80]
     assert not outbox_tests(workspace, issue).exists()
     assert request(server, "GET", "/version").status == 200
+
+
+def test_two_hundred_clients_at_once_are_all_answered(server: PreviewServer) -> None:
+    # All connect before the server accepts any: the listen queue must hold them.
+    head = f"GET /version HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+
+    async def one() -> str:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(head)
+            answer = await reader.read()
+        finally:
+            writer.close()
+        return answer.split(b" ", 2)[1].decode() if answer else "closed without an answer"
+
+    async def at_once() -> list[str | BaseException]:
+        clients = (asyncio.wait_for(one(), 10) for _ in range(200))
+        return await asyncio.gather(*clients, return_exceptions=True)
+
+    outcomes = Counter(
+        answer if isinstance(answer, str) else type(answer).__name__
+        for answer in asyncio.run(at_once())
+    )
+    assert outcomes == {"200": 200}, outcomes
 
 
 # ---------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class _Refused(Exception):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections the kernel holds until we accept them (the standard library's 5 left
+    # a burst of a few hundred waiting for SYN retries, some never answered).
+    request_queue_size = 1024
     preview: PreviewServer
 
 
