@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -75,3 +76,57 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+class Cli:
+    """The ``newsletter`` command, run in-process by click's CliRunner in a workspace.
+
+    ``cli("check", path)`` runs ``newsletter -w WORKSPACE check PATH``; arguments may be
+    paths. ``cli.at(folder)`` is the same command in another workspace, ``cli.at(None)``
+    with no ``-w``: it then looks for newsletter.toml from the current folder up.
+    """
+
+    def __init__(
+        self, workspace: Path | Callable[[], Path] | None, *, catch_exceptions: bool = True
+    ) -> None:
+        self._workspace = workspace
+        self.catch_exceptions = catch_exceptions
+
+    def _folder(self) -> Path | None:
+        if callable(self._workspace):
+            self._workspace = self._workspace()
+        return self._workspace
+
+    @property
+    def workspace(self) -> Path:
+        """The folder passed as ``-w``."""
+        folder = self._folder()
+        if folder is None:
+            raise AttributeError("this cli runs without -w, so it has no workspace")
+        return folder
+
+    def at(self, workspace: Path | None) -> Cli:
+        return Cli(workspace, catch_exceptions=self.catch_exceptions)
+
+    def __call__(self, *args: object) -> Result:
+        from sender.cli import cli  # here: every test module loads conftest, few run the CLI
+
+        argv = [str(arg) for arg in args]
+        folder = self._folder()
+        if folder is not None:
+            argv = ["-w", str(folder), *argv]
+        return CliRunner().invoke(cli, argv, catch_exceptions=self.catch_exceptions)
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest) -> Cli:
+    """The command in this test's ``workspace``, copied only when first run, so a test
+    that only uses ``cli.at(...)`` has no newsletter.toml in its tmp_path.
+
+    As in CliRunner, an exception out of a command is caught and becomes exit code 1;
+    ``@pytest.mark.cli(catch_exceptions=False)`` on a test, or in a module's pytestmark,
+    lets it fail the test with its traceback instead.
+    """
+    marker = request.node.get_closest_marker("cli")
+    catch = marker.kwargs.get("catch_exceptions", True) if marker else True
+    return Cli(lambda: request.getfixturevalue("workspace"), catch_exceptions=catch)

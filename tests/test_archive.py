@@ -10,24 +10,18 @@ from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree as ET
 
 import pytest
-from click.testing import CliRunner, Result
-
-from sender.cli import cli
+from conftest import Cli
 
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 BRIEFING = "newsletters/2012-07-13-peter-duxbury-briefing.yaml"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-pytestmark = pytest.mark.usefixtures("fixed_date")
-
-
-def run(workspace: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-w", str(workspace), *args], catch_exceptions=False)
+pytestmark = [pytest.mark.usefixtures("fixed_date"), pytest.mark.cli(catch_exceptions=False)]
 
 
 @pytest.fixture
-def sent(workspace: Path) -> Path:
+def sent(cli: Cli, workspace: Path) -> Path:
     """Two eml sends of different issues to different lists, one person on two lists.
 
     The outbox is this workspace's way of delivering (not a rehearsal), so the
@@ -37,9 +31,9 @@ def sent(workspace: Path) -> Path:
         config.read_text("utf-8").replace("[send]\n", "[send]\noutbox_is_delivery = true\n"),
         "utf-8",
     )
-    first = run(workspace, "send", BLOG, "--list", "headteachers", "--yes")
+    first = cli("send", BLOG, "--list", "headteachers", "--yes")
     assert first.exit_code == 0, first.output
-    second = run(workspace, "send", BRIEFING, "--list", "managers", "--list", "all-staff", "--yes")
+    second = cli("send", BRIEFING, "--list", "managers", "--list", "all-staff", "--yes")
     assert second.exit_code == 0, second.output
     return workspace / "archive"
 
@@ -146,22 +140,20 @@ def test_no_recipient_appears_anywhere_in_the_archive(sent: Path, workspace: Pat
     assert "Dear colleagues," in blog
 
 
-def test_rebuilding_changes_nothing_and_history_lists_the_sends(
-    sent: Path, workspace: Path
-) -> None:
+def test_rebuilding_changes_nothing_and_history_lists_the_sends(cli: Cli, sent: Path) -> None:
     before = {p: p.read_bytes() for p in sent.rglob("*") if p.is_file()}
-    result = run(workspace, "archive")
+    result = cli("archive")
     assert result.exit_code == 0, result.output
     assert "(0 file(s) changed)" in result.output
     assert {p: p.read_bytes() for p in sent.rglob("*") if p.is_file()} == before
-    history = run(workspace, "history")
+    history = cli("history")
     assert history.exit_code == 0
     assert "Steve Kay" in history.output and "Peter Duxbury" in history.output
 
 
-def test_test_sends_and_dry_runs_are_not_archived(workspace: Path) -> None:
-    run(workspace, "send", BLOG, "--list", "headteachers", "--dry-run")
-    run(workspace, "send", BLOG, "--test-to", "me@example.net")
+def test_test_sends_and_dry_runs_are_not_archived(cli: Cli, workspace: Path) -> None:
+    cli("send", BLOG, "--list", "headteachers", "--dry-run")
+    cli("send", BLOG, "--test-to", "me@example.net")
     assert not (workspace / "archive").exists()
-    assert run(workspace, "archive").exit_code == 0
+    assert cli("archive").exit_code == 0
     assert "Nothing has been sent yet" in (workspace / "archive" / "index.html").read_text("utf-8")

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import REPO
 
 from sender.audiences import EVERYONE, audience_key
 from sender.build import write_variants
@@ -30,9 +31,8 @@ from sender.placeholders import fill, split
 from sender.render import audience_sets
 from sender.workspace import Workspace
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
 ISSUE_FILES = sorted((REPO / "newsletters").glob("*.yaml"))
 _WS = Workspace.open(REPO)
 AUDIENCES = [*_WS.lists, EVERYONE]

@@ -10,27 +10,23 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from conftest import REPO, Cli
 
-from sender.cli import cli
+from sender.cli import cli as newsletter
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str) -> click.testing.Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+pytestmark = pytest.mark.cli(catch_exceptions=False)
 
 
 def commands() -> list[str]:
-    return sorted(cli.commands)
+    return sorted(newsletter.commands)
 
 
 @pytest.mark.parametrize("name", commands())
-def test_every_command_explains_itself(name: str) -> None:
-    result = run(name, "--help")
+def test_every_command_explains_itself(cli: Cli, name: str) -> None:
+    result = cli.at(None)(name, "--help")
     assert result.exit_code == 0
     assert "Example" in result.output, f"'newsletter {name} --help' shows no example"
-    command = cli.commands[name]
+    command = newsletter.commands[name]
     assert command.help and len(command.help.split()) > 15
     for param in command.params:
         if isinstance(param, click.Option):
@@ -43,18 +39,16 @@ def test_readme_mentions_every_command() -> None:
     assert missing == []
 
 
-def test_check_shipped_issues_ok() -> None:
-    result = run(
-        "--workspace", str(REPO), "check", *map(str, (REPO / "newsletters").glob("*.yaml"))
-    )
+def test_check_shipped_issues_ok(cli: Cli) -> None:
+    result = cli.at(REPO)("check", *(REPO / "newsletters").glob("*.yaml"))
     assert result.exit_code == 0, result.output
     assert result.output.count(": ok") == 2
 
 
-def test_build_writes_every_audience(workspace: Path, tmp_path: Path) -> None:
+def test_build_writes_every_audience(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     issue = workspace / "newsletters" / "2025-02-13-steve-kay-blog.yaml"
-    result = run("--workspace", str(workspace), "build", str(issue), "--out", str(out))
+    result = cli("build", issue, "--out", out)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     audiences = ["all-staff", "everyone", "headteachers", "managers"]
@@ -65,12 +59,10 @@ def test_build_writes_every_audience(workspace: Path, tmp_path: Path) -> None:
     assert "Dear colleagues," in text and "{{" not in text
 
 
-def test_build_one_audience_and_a_combination(workspace: Path, tmp_path: Path) -> None:
+def test_build_one_audience_and_a_combination(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     issue = workspace / "newsletters" / "2012-07-13-peter-duxbury-briefing.yaml"
     out = tmp_path / "out"
-    result = run(
-        "-w", str(workspace), "build", str(issue), "-a", "headteachers+managers", "-o", str(out)
-    )
+    result = cli("build", issue, "-a", "headteachers+managers", "-o", out)
     assert result.exit_code == 0, result.output
     built = sorted(p.name for p in out.iterdir())
     assert built == [
@@ -79,28 +71,32 @@ def test_build_one_audience_and_a_combination(workspace: Path, tmp_path: Path) -
     ]
 
 
-def test_build_unknown_audience_is_a_usage_error(workspace: Path, tmp_path: Path) -> None:
+def test_build_unknown_audience_is_a_usage_error(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     issue = workspace / "newsletters" / "2012-07-13-peter-duxbury-briefing.yaml"
     out = tmp_path / "out"
-    result = run("-w", str(workspace), "build", str(issue), "-a", "headteacher", "-o", str(out))
+    result = cli("build", issue, "-a", "headteacher", "-o", out)
     assert result.exit_code == 2
     assert "did you mean 'headteachers'?" in result.output
     assert not out.exists()
 
 
-def test_build_bad_issue_exits_1_and_writes_nothing(workspace: Path, tmp_path: Path) -> None:
+def test_build_bad_issue_exits_1_and_writes_nothing(
+    cli: Cli, workspace: Path, tmp_path: Path
+) -> None:
     issue = workspace / "newsletters" / "broken.yaml"
     issue.write_text("title: T\ndate: 2025-13-01\nsections: []\n", encoding="utf-8")
-    result = run("-w", str(workspace), "build", str(issue), "-o", str(tmp_path / "out"))
+    result = cli("build", issue, "-o", tmp_path / "out")
     assert result.exit_code == 1
     assert "newsletters/broken.yaml:2:7:" in result.output
     assert "newsletters/broken.yaml:3:11: error: sections is empty" in result.output
     assert not (tmp_path / "out").exists()
 
 
-def test_no_workspace_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_workspace_is_a_usage_error(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("check", "x.yaml")
+    result = cli.at(None)("check", "x.yaml")
     assert result.exit_code == 2
     assert "No newsletter.toml found" in result.output
 

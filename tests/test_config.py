@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import Cli
 
-from sender.cli import cli
 from sender.config import (
     CONFIG_NAME,
     Config,
@@ -25,10 +25,6 @@ from sender.problems import Problem, ProblemsError
 from sender.variant import Variant
 
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
 
 
 def flat(text: str) -> str:
@@ -98,39 +94,41 @@ def test_not_found_anywhere(tmp_path: Path) -> None:
 
 
 def test_check_from_a_subfolder_finds_the_workspace(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(workspace / "newsletters")
-    result = run("check", "2025-02-13-steve-kay-blog.yaml")
+    result = cli.at(None)("check", "2025-02-13-steve-kay-blog.yaml")
     assert_clean_exit(result, 0)
     assert f"{BLOG}: ok" in result.output
 
 
-def test_workspace_option(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workspace_option(
+    cli: Cli, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     for option in ("--workspace", "-w"):
-        result = run(option, str(workspace), "check", str(workspace / BLOG))
+        result = cli.at(None)(option, workspace, "check", workspace / BLOG)
         assert_clean_exit(result, 0)
         assert f"{BLOG}: ok" in result.output
 
 
 def test_no_config_here_or_above_is_a_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("check", "issue.yaml")
+    result = cli.at(None)("check", "issue.yaml")
     assert_clean_exit(result, 2)
     assert "Usage:" in result.output
     assert shown(result, f"Error: No newsletter.toml found in {tmp_path.resolve()} ")
     assert "pass --workspace DIR" in flat(result.output)
 
 
-def test_workspace_option_without_config_is_a_usage_error(tmp_path: Path) -> None:
+def test_workspace_option_without_config_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "not-a-newsletter"
     empty.mkdir()
-    result = run("--workspace", str(empty), "check", str(empty / "issue.yaml"))
+    result = cli.at(empty)("check", empty / "issue.yaml")
     assert_clean_exit(result, 2)
     assert "Usage:" in result.output
     assert shown(result, f"Error: No newsletter.toml in {empty}: it is not a newsletter folder.")
@@ -139,8 +137,8 @@ def test_workspace_option_without_config_is_a_usage_error(tmp_path: Path) -> Non
         load_config(empty)
 
 
-def test_workspace_option_that_does_not_exist(tmp_path: Path) -> None:
-    result = run("--workspace", str(tmp_path / "nowhere"), "check", "issue.yaml")
+def test_workspace_option_that_does_not_exist(cli: Cli, tmp_path: Path) -> None:
+    result = cli.at(tmp_path / "nowhere")("check", "issue.yaml")
     assert_clean_exit(result, 2)
     assert "does not exist" in flat(result.output)
 
@@ -170,22 +168,22 @@ def test_a_minimal_config_gets_defaults(tmp_path: Path) -> None:
     assert (config.transport, config.inliner, config.smtp.port) == ("eml", "css-inline", 587)
 
 
-def test_premailer_inliner_loads(workspace: Path) -> None:
+def test_premailer_inliner_loads(cli: Cli, workspace: Path) -> None:
     edit_config(workspace, 'inliner = "css-inline"', 'inliner = "premailer"')
     assert load_config(workspace).inliner == "premailer"
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", workspace / BLOG)
     assert_clean_exit(result, 0)
     assert f"{BLOG}: ok" in result.output
 
 
-def test_unknown_setting_did_you_mean(workspace: Path) -> None:
+def test_unknown_setting_did_you_mean(cli: Cli, workspace: Path) -> None:
     path = edit_config(workspace, 'from = "', 'form = "')
     [problem] = config_problems(workspace)
     assert problem.file == str(path)
     assert problem.message == "unknown setting 'form' in [newsletter]"
     assert problem.hint == "did you mean 'from'?"
 
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", workspace / BLOG)
     assert_clean_exit(result, 1)
     assert shown(result, f"{path}: error: unknown setting 'form' in [newsletter]")
     assert shown(result, "hint: did you mean 'from'?")
@@ -199,22 +197,22 @@ def test_unknown_section_did_you_mean(workspace: Path) -> None:
     assert problem.hint == "did you mean 'smtp'?"
 
 
-def test_bad_transport(workspace: Path) -> None:
+def test_bad_transport(cli: Cli, workspace: Path) -> None:
     path = edit_config(workspace, 'transport = "eml"', 'transport = "email"')
     [problem] = config_problems(workspace)
     assert problem.message == "[send] transport 'email' is not one we know"
     assert problem.hint == "use one of: eml, smtp"
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", workspace / BLOG)
     assert_clean_exit(result, 1)
     assert shown(result, f"{path}: error: [send] transport 'email' is not one we know")
 
 
 @pytest.mark.parametrize("port", ['"587"', '"five eight seven"', "true", "587.5"])
-def test_port_must_be_a_number(workspace: Path, port: str) -> None:
+def test_port_must_be_a_number(cli: Cli, workspace: Path, port: str) -> None:
     path = edit_config(workspace, "port = 587", f"port = {port}")
     [problem] = config_problems(workspace)
     assert problem.message == "[smtp] port must be a number"
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", workspace / BLOG)
     assert_clean_exit(result, 1)
     assert shown(result, f"{path}: error: [smtp] port must be a number")
 
@@ -246,7 +244,7 @@ def test_bad_sender_address(workspace: Path) -> None:
     assert "is not a valid address" in problem.message
 
 
-def test_invalid_toml_names_file_and_line(workspace: Path) -> None:
+def test_invalid_toml_names_file_and_line(cli: Cli, workspace: Path) -> None:
     path = edit_config(workspace, "[send]\n", "[send\n")
     line = path.read_text(encoding="utf-8").splitlines().index("[send") + 1
     [problem] = config_problems(workspace)
@@ -256,18 +254,18 @@ def test_invalid_toml_names_file_and_line(workspace: Path) -> None:
     assert problem.message.startswith("is not valid TOML: ")
     assert "(at line" not in problem.message
 
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", workspace / BLOG)
     assert_clean_exit(result, 1)
     assert shown(result, f"{path}:{line}:6: error: is not valid TOML: Expected ']'")
     assert shown(result, "newsletter.toml has errors")
 
 
-def test_config_not_utf8(workspace: Path) -> None:
+def test_config_not_utf8(cli: Cli, workspace: Path) -> None:
     path = workspace / CONFIG_NAME
     path.write_bytes(path.read_bytes().replace(b"Children's", b"Caf\xe9 Children's"))
     [problem] = config_problems(workspace)
     assert problem.message == "is not UTF-8 text"
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", workspace / BLOG)
     assert_clean_exit(result, 1)
     assert shown(result, f"{path}: error: is not UTF-8 text")
 
@@ -285,13 +283,13 @@ def test_a_setting_outside_any_section_says_where_it_belongs(tmp_path: Path) -> 
 # Each of these once loaded and then failed at send time, inside MessageTemplate.
 
 
-def check_says(workspace: Path, message: str, hint: str) -> None:
+def check_says(cli: Cli, message: str, hint: str) -> None:
     """The one problem load_config finds, and that `newsletter check` shows it."""
-    [problem] = config_problems(workspace)
+    [problem] = config_problems(cli.workspace)
     assert (problem.message, problem.hint) == (message, hint)
-    result = run("--workspace", str(workspace), "check", str(workspace / BLOG))
+    result = cli("check", cli.workspace / BLOG)
     assert_clean_exit(result, 1)
-    assert shown(result, f"{workspace / CONFIG_NAME}: error: {message}")
+    assert shown(result, f"{cli.workspace / CONFIG_NAME}: error: {message}")
     assert shown(result, f"hint: {hint}")
 
 
@@ -338,10 +336,10 @@ ENCODE_HINT = (
         "nëws.riverside.example.org",
     ],
 )
-def test_bad_domain(workspace: Path, domain: str) -> None:
+def test_bad_domain(cli: Cli, workspace: Path, domain: str) -> None:
     edit_config(workspace, 'domain = "news.riverside.example.org"', f'domain = "{domain}"')
     check_says(
-        workspace,
+        cli,
         f"[newsletter] domain '{domain}' is not a domain name, which the Message-ID and "
         "List-Id headers need",
         DOMAIN_HINT,
@@ -364,10 +362,10 @@ SHIPPED = {
         ("reply_to", "Zoë <zoë@riverside.example.org>"),
     ],
 )
-def test_non_ascii_address(workspace: Path, key: str, value: str) -> None:
+def test_non_ascii_address(cli: Cli, workspace: Path, key: str, value: str) -> None:
     edit_config(workspace, SHIPPED[key], f'{key} = "{value}"')
     check_says(
-        workspace,
+        cli,
         f"[newsletter] {key} '{value}' cannot be sent: mail servers only take "
         "plain-letter (ASCII) addresses here",
         ASCII_HINT,
@@ -377,14 +375,14 @@ def test_non_ascii_address(workspace: Path, key: str, value: str) -> None:
     assert not sends(replace(Config(root=workspace), **changes))
 
 
-def test_address_with_a_line_break(workspace: Path) -> None:
+def test_address_with_a_line_break(cli: Cli, workspace: Path) -> None:
     edit_config(
         workspace,
         SHIPPED["from"],
         'from = "Riverside Schools and Learning\\n<news@riverside.example.org>"',
     )
     check_says(
-        workspace,
+        cli,
         "[newsletter] from has a line break in it, which a mail header cannot carry",
         'write it on one line, such as "News <news@example.org>"',
     )
@@ -401,10 +399,10 @@ def test_address_with_a_line_break(workspace: Path) -> None:
         ("https://riverside.example.org/désabonner", "'é'"),
     ],
 )
-def test_unsubscribe_a_header_cannot_carry(workspace: Path, url: str, what: str) -> None:
+def test_unsubscribe_a_header_cannot_carry(cli: Cli, workspace: Path, url: str, what: str) -> None:
     edit_config(workspace, SHIPPED["unsubscribe"], f'unsubscribe = "{url}"')
     check_says(
-        workspace,
+        cli,
         f"[newsletter] unsubscribe '{url}' cannot go into a mail header: it has {what} in it",
         ENCODE_HINT,
     )
@@ -414,20 +412,20 @@ def test_unsubscribe_a_header_cannot_carry(workspace: Path, url: str, what: str)
 @pytest.mark.parametrize(
     "url", ["ftp://riverside.example.org/unsubscribe", "http://riverside.example.org/unsub"]
 )
-def test_unsubscribe_must_be_https_or_mailto(workspace: Path, url: str) -> None:
+def test_unsubscribe_must_be_https_or_mailto(cli: Cli, workspace: Path, url: str) -> None:
     edit_config(workspace, SHIPPED["unsubscribe"], f'unsubscribe = "{url}"')
     check_says(
-        workspace,
+        cli,
         f"[newsletter] unsubscribe '{url}' must start with https:// or mailto:",
         UNSUBSCRIBE_HINT,
     )
 
 
 @pytest.mark.parametrize("url", ["news.riverside.example.org", "mailto:news@riverside.example.org"])
-def test_web_url_must_be_a_web_page(workspace: Path, url: str) -> None:
+def test_web_url_must_be_a_web_page(cli: Cli, workspace: Path, url: str) -> None:
     edit_config(workspace, 'web_url = "https://news.riverside.example.org/"', f'web_url = "{url}"')
     check_says(
-        workspace,
+        cli,
         f"[newsletter] web_url '{url}' must start with https:// or http://",
         "give the address where the archive folder is published, such as https://news.example.org/",
     )
@@ -461,9 +459,11 @@ def test_what_loads_also_sends(workspace: Path, old: str, new: str) -> None:
         ("rate = 10", "timeout = 0", "[smtp] timeout 0 is out of range", "more than 0"),
     ],
 )
-def test_numbers_out_of_range(workspace: Path, old: str, new: str, message: str, hint: str) -> None:
+def test_numbers_out_of_range(
+    cli: Cli, workspace: Path, old: str, new: str, message: str, hint: str
+) -> None:
     edit_config(workspace, old, new)
-    check_says(workspace, message, f"use a number {hint}")
+    check_says(cli, message, f"use a number {hint}")
 
 
 # --------------------------------------------------------------------------- declared once

@@ -16,20 +16,19 @@ from pathlib import Path
 
 import docx  # python-docx, in the test extra: a missing one fails, never skips
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import REPO, Cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 # The seed-completeness check of the shipped issues, reused as is.
 from test_render import SEED_FOR, norm, seed_units
 
-from sender.cli import cli
 from sender.importer import TODO_ALT, read_briefing, write_draft
 from sender.issue import Issue
 from sender.placeholders import fill, split
 from sender.workspace import Workspace
 
-REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "tests" / "seeds"
 DATA = REPO / "tests" / "data" / "import"
 SHIPPED = Workspace.open(REPO)
@@ -49,14 +48,10 @@ BLOG_HEADINGS = [
 ]
 
 
-def run(workspace: Path, *args: object) -> Result:
-    return CliRunner().invoke(cli, ["-w", str(workspace), "import", *map(str, args)])
-
-
-def import_ok(workspace: Path, briefing: Path, out: Path, *args: object) -> Issue:
-    result = run(workspace, briefing, "-o", out, *args)
+def import_ok(cli: Cli, briefing: Path, out: Path, *args: object) -> Issue:
+    result = cli("import", briefing, "-o", out, *args)
     assert result.exit_code == 0, result.output
-    return Workspace.open(workspace).load_issue(out)
+    return Workspace.open(cli.workspace).load_issue(out)
 
 
 def text_part(workspace: Path, issue: Issue) -> str:
@@ -88,8 +83,10 @@ def no_traceback(result: Result) -> None:
 
 
 @pytest.mark.parametrize(("shipped_stem", "seed"), sorted(SEED_FOR.items()))
-def test_seed_import_keeps_every_paragraph(workspace: Path, shipped_stem: str, seed: str) -> None:
-    issue = import_ok(workspace, SEEDS / seed, workspace / "newsletters" / "imported.yaml")
+def test_seed_import_keeps_every_paragraph(
+    cli: Cli, workspace: Path, shipped_stem: str, seed: str
+) -> None:
+    issue = import_ok(cli, SEEDS / seed, workspace / "newsletters" / "imported.yaml")
     text = norm(text_part(workspace, issue))
     units = seed_units((SEEDS / seed).read_text(encoding="utf-8"))
     assert len(units) > 30
@@ -98,9 +95,9 @@ def test_seed_import_keeps_every_paragraph(workspace: Path, shipped_stem: str, s
 
 @pytest.mark.parametrize(("shipped_stem", "seed"), sorted(SEED_FOR.items()))
 def test_seed_import_matches_the_hand_written_issue(
-    workspace: Path, shipped_stem: str, seed: str
+    cli: Cli, workspace: Path, shipped_stem: str, seed: str
 ) -> None:
-    issue = import_ok(workspace, SEEDS / seed, workspace / "newsletters" / "imported.yaml")
+    issue = import_ok(cli, SEEDS / seed, workspace / "newsletters" / "imported.yaml")
     shipped = Workspace.open(workspace).load_issue(
         workspace / "newsletters" / f"{shipped_stem}.yaml"
     )
@@ -118,9 +115,9 @@ def test_seed_import_matches_the_hand_written_issue(
     assert issue.preheader
 
 
-def test_blog_seed_title_date_author_intro_and_sign_off(workspace: Path) -> None:
+def test_blog_seed_title_date_author_intro_and_sign_off(cli: Cli, workspace: Path) -> None:
     out = workspace / "newsletters" / "imported.yaml"
-    issue = import_ok(workspace, SEEDS / BLOG_SEED, out)
+    issue = import_ok(cli, SEEDS / BLOG_SEED, out)
     shipped = Workspace.open(workspace).load_issue(
         workspace / "newsletters" / "2025-02-13-steve-kay-blog.yaml"
     )
@@ -134,9 +131,9 @@ def test_blog_seed_title_date_author_intro_and_sign_off(workspace: Path) -> None
     assert "# CHECK:" in yaml_text and "run together" in yaml_text
 
 
-def test_briefing_seed_without_a_year_gets_a_flagged_date(workspace: Path) -> None:
+def test_briefing_seed_without_a_year_gets_a_flagged_date(cli: Cli, workspace: Path) -> None:
     out = workspace / "newsletters" / "imported.yaml"
-    issue = import_ok(workspace, SEEDS / BRIEFING_SEED, out)
+    issue = import_ok(cli, SEEDS / BRIEFING_SEED, out)
     # "Peter Duxbury's July briefing": July, and 2012 is the year the text names most.
     assert (issue.date.year, issue.date.month) == (2012, 7)
     yaml_text = out.read_text(encoding="utf-8")
@@ -146,8 +143,8 @@ def test_briefing_seed_without_a_year_gets_a_flagged_date(workspace: Path) -> No
     assert issue.sign_off is None  # it ends with a paragraph, not closing lines
 
 
-def test_default_output_path_and_template(workspace: Path) -> None:
-    result = run(workspace, SEEDS / BRIEFING_SEED)
+def test_default_output_path_and_template(cli: Cli, workspace: Path) -> None:
+    result = cli("import", SEEDS / BRIEFING_SEED)
     assert result.exit_code == 0, result.output
     out = workspace / "newsletters" / "2012-07-01-peter-duxburys-july-briefing.yaml"
     assert out.exists()
@@ -157,14 +154,14 @@ def test_default_output_path_and_template(workspace: Path) -> None:
     assert "10 (numbered)" in result.output
     assert "Leadership, Leadership, Leadership!" in result.output
     assert "date:" in result.output and "CHECK" in result.output
-    blog = run(workspace, SEEDS / BLOG_SEED, "--template", "briefing")
+    blog = cli("import", SEEDS / BLOG_SEED, "--template", "briefing")
     assert blog.exit_code == 0, blog.output
     written = workspace / "newsletters" / "2025-02-13-steve-kays-blogpost.yaml"
     assert "\ntemplate: briefing\n" in written.read_text(encoding="utf-8")
 
 
-def test_unknown_template_is_a_usage_error(workspace: Path) -> None:
-    result = run(workspace, SEEDS / BLOG_SEED, "--template", "blgo")
+def test_unknown_template_is_a_usage_error(cli: Cli, workspace: Path) -> None:
+    result = cli("import", SEEDS / BLOG_SEED, "--template", "blgo")
     assert result.exit_code == 2
     assert "blog" in result.output
     assert not list((workspace / "newsletters").glob("*blogpost*"))
@@ -173,31 +170,31 @@ def test_unknown_template_is_a_usage_error(workspace: Path) -> None:
 # -- the output is a valid issue, and is never overwritten by accident ---------------------------
 
 
-def test_output_passes_check_and_force_is_needed_to_overwrite(workspace: Path) -> None:
+def test_output_passes_check_and_force_is_needed_to_overwrite(cli: Cli, workspace: Path) -> None:
     out = workspace / "newsletters" / "draft.yaml"
-    first = run(workspace, SEEDS / BLOG_SEED, "-o", out)
+    first = cli("import", SEEDS / BLOG_SEED, "-o", out)
     assert first.exit_code == 0, first.output
-    check = CliRunner().invoke(cli, ["-w", str(workspace), "check", "--strict", str(out)])
+    check = cli("check", "--strict", out)
     assert check.exit_code == 0, check.output
     assert ": ok" in check.output
 
     out.write_text(out.read_text(encoding="utf-8") + "# edited by the officer\n", encoding="utf-8")
-    again = run(workspace, SEEDS / BRIEFING_SEED, "-o", out)
+    again = cli("import", SEEDS / BRIEFING_SEED, "-o", out)
     assert again.exit_code == 1
     assert "already exists" in again.output and "--force" in again.output
     assert "draft.yaml" in again.output
     assert out.read_text(encoding="utf-8").endswith("# edited by the officer\n")
     no_traceback(again)
 
-    forced = run(workspace, SEEDS / BRIEFING_SEED, "-o", out, "--force")
+    forced = cli("import", SEEDS / BRIEFING_SEED, "-o", out, "--force")
     assert forced.exit_code == 0, forced.output
     assert "Peter Duxbury" in out.read_text(encoding="utf-8")
 
 
-def test_awkward_text_is_escaped_not_lost(workspace: Path) -> None:
+def test_awkward_text_is_escaped_not_lost(cli: Cli, workspace: Path) -> None:
     """Markdown and template syntax in a briefing come out as the words written."""
     out = workspace / "newsletters" / "tricky.yaml"
-    issue = import_ok(workspace, DATA / "tricky.txt", out)
+    issue = import_ok(cli, DATA / "tricky.txt", out)
     text = norm(text_part(workspace, issue))
     for line in [
         "Welcome back. This term has *three* priorities, snake_case_names, _underlined_ words, "
@@ -289,13 +286,13 @@ def make_docx(path: Path, picture: bytes) -> None:
 
 
 def test_word_document_imports_with_formatting_links_lists_and_picture(
-    workspace: Path, tmp_path: Path
+    cli: Cli, workspace: Path, tmp_path: Path
 ) -> None:
     source = tmp_path / "Spring update.docx"
     picture = png()
     make_docx(source, picture)
     out = workspace / "newsletters" / "spring.yaml"
-    result = run(workspace, source, "-o", out)
+    result = cli("import", source, "-o", out)
     assert result.exit_code == 0, result.output
     yaml_text = out.read_text(encoding="utf-8")
     assert "**three schools**" in yaml_text
@@ -320,14 +317,14 @@ def test_word_document_imports_with_formatting_links_lists_and_picture(
     assert 'href="https://example.org/visits"' in html
     assert re.search(r"<li[^>]*>Queensbridge School</li>", html)
 
-    check = CliRunner().invoke(cli, ["-w", str(workspace), "check", str(out)])
+    check = cli("check", out)
     assert check.exit_code == 0, check.output
 
     # Its picture is not overwritten either without --force.
     out.unlink()
-    again = run(workspace, source, "-o", out)
+    again = cli("import", source, "-o", out)
     assert again.exit_code == 1 and "spring-1.png" in again.output
-    assert run(workspace, source, "-o", out, "--force").exit_code == 0
+    assert cli("import", source, "-o", out, "--force").exit_code == 0
 
 
 def test_the_same_briefing_as_text_and_as_word_gives_the_same_sections(tmp_path: Path) -> None:
@@ -387,11 +384,11 @@ BAD = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, name: str) -> None:
+def test_bad_input_is_a_clear_error(cli: Cli, workspace: Path, tmp_path: Path, name: str) -> None:
     data, expected = BAD[name]
     source = write(tmp_path / name, data)
     before = sorted((workspace / "newsletters").iterdir())
-    result = run(workspace, source)
+    result = cli("import", source)
     assert result.exit_code == 1, result.output
     assert name in result.output
     assert expected in result.output
@@ -400,19 +397,19 @@ def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, name: str) 
     assert sorted((workspace / "newsletters").iterdir()) == before
 
 
-def test_missing_file_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
-    result = run(workspace, tmp_path / "no-such-briefing.docx")
+def test_missing_file_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("import", tmp_path / "no-such-briefing.docx")
     assert result.exit_code == 1
     assert "no-such-briefing.docx not found" in result.output
     no_traceback(result)
 
 
-def test_windows_1252_text_is_a_warning_and_a_good_import(workspace: Path) -> None:
+def test_windows_1252_text_is_a_warning_and_a_good_import(cli: Cli, workspace: Path) -> None:
     raw = (DATA / "cp1252.txt").read_bytes()
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")  # the fixture really is Windows-1252
     out = workspace / "newsletters" / "cp1252.yaml"
-    result = run(workspace, DATA / "cp1252.txt", "-o", out)
+    result = cli("import", DATA / "cp1252.txt", "-o", out)
     assert result.exit_code == 0, result.output
     assert "warning" in result.output and "Windows-1252" in result.output
     assert "cp1252.txt" in result.output
@@ -428,12 +425,12 @@ def test_windows_1252_text_is_a_warning_and_a_good_import(workspace: Path) -> No
     assert issue.author is None and norm(issue.sign_off or "") == "Kind regards, Anne Lewis"
 
 
-def test_utf16_and_a_renamed_text_file_are_read(workspace: Path, tmp_path: Path) -> None:
+def test_utf16_and_a_renamed_text_file_are_read(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     seed = (SEEDS / BLOG_SEED).read_text(encoding="utf-8")
     utf16 = write(tmp_path / "blog.txt", seed.encode("utf-16"))
     assert read_briefing(utf16).title == "Steve Kay's Blogpost"
     renamed = write(tmp_path / "blog.docx", seed.encode("utf-8"))
-    result = run(workspace, renamed, "-o", workspace / "newsletters" / "x.yaml")
+    result = cli("import", renamed, "-o", workspace / "newsletters" / "x.yaml")
     assert result.exit_code == 0, result.output
     assert "not a Word document" in result.output
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import Cli
 
-from sender.cli import cli
 from sender.issue import load_issue
 from sender.problems import Problem, ProblemsError
 
@@ -161,10 +161,6 @@ def problems_of(path: Path, display: str | None = None) -> list[Problem]:
     return caught.value.problems
 
 
-def check(workspace: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--workspace", str(workspace), "check", *args])
-
-
 def flat(text: str) -> str:
     """Output with runs of whitespace as one space: rich wraps long lines at 80 columns."""
     return " ".join(text.split())
@@ -207,10 +203,10 @@ def test_corpus_library(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_corpus_check_command(name: str, workspace: Path) -> None:
+def test_corpus_check_command(cli: Cli, name: str, workspace: Path) -> None:
     path = workspace / "newsletters" / name
     path.write_bytes(corpus_bytes(name))
-    result = check(workspace, str(path))
+    result = cli("check", path)
     assert_clean_exit(result, 1)
     out = flat(result.output)
     for want in CORPUS[name]:
@@ -228,13 +224,13 @@ def test_corpus_check_command(name: str, workspace: Path) -> None:
     assert f"{len(CORPUS[name])} error(s) found" in out
 
 
-def test_check_reports_every_file_and_every_error(workspace: Path) -> None:
+def test_check_reports_every_file_and_every_error(cli: Cli, workspace: Path) -> None:
     names = ["04-misspelt-key.yaml", "20-several-errors.yaml"]
     for name in names:
         shutil.copy(BAD / name, workspace / "newsletters" / name)
     shipped = workspace / "newsletters" / "2025-02-13-steve-kay-blog.yaml"
     args = [str(workspace / "newsletters" / n) for n in names]
-    result = check(workspace, *args, str(shipped))
+    result = cli("check", *args, shipped)
     assert_clean_exit(result, 1)
     out = flat(result.output)
     total = 0
@@ -246,8 +242,8 @@ def test_check_reports_every_file_and_every_error(workspace: Path) -> None:
     assert f"{total} error(s) found" in out
 
 
-def test_missing_issue_file(workspace: Path) -> None:
-    result = check(workspace, str(workspace / "newsletters" / "2025-03-01-nope.yaml"))
+def test_missing_issue_file(cli: Cli, workspace: Path) -> None:
+    result = cli("check", workspace / "newsletters" / "2025-03-01-nope.yaml")
     assert_clean_exit(result, 1)
     assert "newsletters/2025-03-01-nope.yaml: error: file not found" in flat(result.output)
 
@@ -265,13 +261,13 @@ sections:
 """
 
 
-def test_warnings_alone_exit_0_and_strict_makes_them_errors(workspace: Path) -> None:
+def test_warnings_alone_exit_0_and_strict_makes_them_errors(cli: Cli, workspace: Path) -> None:
     path = workspace / "newsletters" / "2025-02-13-half-term.yaml"
     path.write_text(WARNINGS_ONLY, encoding="utf-8")
     issue = load_issue(path, templates=TEMPLATES, lists=LISTS)
     assert issue.preheader is None
 
-    result = check(workspace, str(path))
+    result = cli("check", path)
     assert_clean_exit(result, 0)
     out = flat(result.output)
     assert "newsletters/2025-02-13-half-term.yaml: warning: no preheader" in out
@@ -279,20 +275,20 @@ def test_warnings_alone_exit_0_and_strict_makes_them_errors(workspace: Path) -> 
     assert "1 warning(s); no errors." in out
     assert ": ok" not in out
 
-    strict = check(workspace, "--strict", str(path))
+    strict = cli("check", "--strict", path)
     assert_clean_exit(strict, 1)
     out = flat(strict.output)
     assert "warning: no preheader" in out
     assert "0 error(s) and 1 warning(s) found" in out
 
 
-def test_shipped_issues_check_clean(workspace: Path) -> None:
+def test_shipped_issues_check_clean(cli: Cli, workspace: Path) -> None:
     shipped = sorted((workspace / "newsletters").glob("*.yaml"))
     assert len(shipped) == 2
     for path in shipped:
         issue = load_issue(path, templates=TEMPLATES, lists=LISTS)
         assert issue.sections and issue.title
-    result = check(workspace, "--strict", *map(str, shipped))
+    result = cli("check", "--strict", *shipped)
     assert_clean_exit(result, 0)
     for path in shipped:
         assert f"newsletters/{path.name}: ok" in result.output
@@ -464,10 +460,10 @@ def test_positions_of_values(tmp_path: Path) -> None:
     assert issue.sections[0].button.url == "https://x.example.org/{{ id }}"
 
 
-def test_each_problem_is_one_line_of_output(workspace: Path) -> None:
+def test_each_problem_is_one_line_of_output(cli: Cli, workspace: Path) -> None:
     name = "12-bad-url.yaml"
     shutil.copy(BAD / name, workspace / "newsletters" / name)
-    result = check(workspace, str(workspace / "newsletters" / name))
+    result = cli("check", workspace / "newsletters" / name)
     lines = result.output.splitlines()
     assert any(
         re.fullmatch(rf"newsletters/{re.escape(name)}:7:40: error: .*is not a web address", ln)

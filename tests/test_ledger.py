@@ -9,9 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import Cli
 
-from sender.cli import cli
 from sender.ledger import Planned, SqliteLedger, by_list
 from sender.send import Eligibility
 from sender.transports import Outcome
@@ -21,7 +20,7 @@ FIRST_TIME = Eligibility()  # no --resend, no --retry-failed
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 
 
-pytestmark = pytest.mark.usefixtures("fixed_date")
+pytestmark = [pytest.mark.usefixtures("fixed_date"), pytest.mark.cli(catch_exceptions=False)]
 
 
 def people(n: int, lists: str = "a") -> list[Planned]:
@@ -125,44 +124,38 @@ def test_counts_per_list_count_a_person_on_two_lists_in_each(tmp_path: Path) -> 
     assert counts["a"]["pending"] == 2 and counts["b"]["pending"] == 3
 
 
-def run(workspace: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-w", str(workspace), *args], catch_exceptions=False)
-
-
-def test_limit_sends_the_next_n_and_the_same_command_continues(workspace: Path) -> None:
+def test_limit_sends_the_next_n_and_the_same_command_continues(cli: Cli, workspace: Path) -> None:
     outbox = workspace / "outbox" / "2025-02-13-steve-kay-blog"
-    first = run(workspace, "send", BLOG, "--list", "managers", "--limit", "10", "--yes")
+    first = cli("send", BLOG, "--list", "managers", "--limit", "10", "--yes")
     assert first.exit_code == 0, first.output
     assert len(list(outbox.glob("*.eml"))) == 10
-    status = run(workspace, "status", BLOG)
+    status = cli("status", BLOG)
     assert "managers" in status.output
     # pending 15, sending 0, sent 10
     assert re.search(r"managers\s*│\s*15\s*│\s*0\s*│\s*10\s*│", status.output), status.output
-    second = run(workspace, "send", BLOG, "--list", "managers", "--yes")
+    second = cli("send", BLOG, "--list", "managers", "--yes")
     assert second.exit_code == 0, second.output
     assert "10 are already in the outbox and are skipped" in second.output
     assert len(list(outbox.glob("*.eml"))) == 25
-    third = run(workspace, "send", BLOG, "--list", "managers", "--yes")
+    third = cli("send", BLOG, "--list", "managers", "--yes")
     assert "Everyone on these lists is already in the outbox" in third.output
 
 
-def test_status_before_any_send(workspace: Path) -> None:
-    result = run(workspace, "status", BLOG)
+def test_status_before_any_send(cli: Cli, workspace: Path) -> None:
+    result = cli("status", BLOG)
     assert result.exit_code == 0
     assert "has not been sent to anyone yet" in result.output
     assert not (workspace / "ledger.sqlite").exists()
 
 
-def test_dry_run_records_nothing(workspace: Path) -> None:
-    result = run(workspace, "send", BLOG, "--list", "managers", "--dry-run")
+def test_dry_run_records_nothing(cli: Cli, workspace: Path) -> None:
+    result = cli("send", BLOG, "--list", "managers", "--dry-run")
     assert result.exit_code == 0
     assert not (workspace / "ledger.sqlite").exists()
 
 
-def test_a_test_send_goes_to_anyone_and_is_not_counted(workspace: Path) -> None:
-    result = run(
-        workspace, "send", BLOG, "--test-to", "me@example.net", "--as-list", "headteachers"
-    )
+def test_a_test_send_goes_to_anyone_and_is_not_counted(cli: Cli, workspace: Path) -> None:
+    result = cli("send", BLOG, "--test-to", "me@example.net", "--as-list", "headteachers")
     assert result.exit_code == 0, result.output
     files = list((workspace / "outbox" / "2025-02-13-steve-kay-blog" / "tests").glob("*.eml"))
     assert [f.name for f in files] == ["me@example.net.eml"]
@@ -172,7 +165,7 @@ def test_a_test_send_goes_to_anyone_and_is_not_counted(workspace: Path) -> None:
     first_head = (workspace / "recipients" / "headteachers.csv").read_text("utf-8").splitlines()[1]
     first_name = first_head.split(",")[1]
     assert f"Dear {first_name}," in msg.get_body(("plain",)).get_content()
-    status = run(workspace, "status", BLOG)
+    status = cli("status", BLOG)
     assert "has not been sent to anyone yet" in status.output
     rows = sqlite3.connect(workspace / "ledger.sqlite").execute(
         "SELECT email, as_lists, state FROM test_sends"
@@ -180,9 +173,7 @@ def test_a_test_send_goes_to_anyone_and_is_not_counted(workspace: Path) -> None:
     assert rows.fetchall() == [("me@example.net", "headteachers", "sent")]
 
 
-def test_a_test_send_as_someone_not_on_the_list_is_refused(workspace: Path) -> None:
-    result = run(
-        workspace, "send", BLOG, "--test-to", "me@example.net", "--as-recipient", "x@example.org"
-    )
+def test_a_test_send_as_someone_not_on_the_list_is_refused(cli: Cli) -> None:
+    result = cli("send", BLOG, "--test-to", "me@example.net", "--as-recipient", "x@example.org")
     assert result.exit_code == 2
     assert "x@example.org is not on" in result.output

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
+from conftest import Cli
 
-from sender.cli import cli
 from sender.lists import (
     CP1252_WARNING,
     HEADER_HINT,
@@ -447,8 +447,8 @@ def test_many_rows(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the CLI
 
 
-def run(workspace: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["--workspace", str(workspace), "lists", *args])
+def outcome(result: Result) -> tuple[int, str]:
+    """The exit code and output of a run that raised no exception."""
     assert not isinstance(result.exception, Exception) or isinstance(
         result.exception, SystemExit
     ), result.exception
@@ -462,9 +462,9 @@ def good_lists(workspace: Path) -> None:
     write(rec, "suppressed.csv", "email\nann@example.org\n")
 
 
-def test_cli_clean_lists_exit_0(workspace: Path) -> None:
+def test_cli_clean_lists_exit_0(cli: Cli, workspace: Path) -> None:
     good_lists(workspace)
-    code, output = run(workspace)
+    code, output = outcome(cli("lists"))
     assert code == 0, output
     assert "│ headteachers │    2 │     1 │       0 │          0 │          1 │" in output
     assert "│ managers     │    2 │     2 │       0 │          0 │          0 │" in output
@@ -475,14 +475,14 @@ def test_cli_clean_lists_exit_0(workspace: Path) -> None:
     assert "All rows are fine." in output
 
 
-def test_cli_bad_rows_exit_1_with_file_line_reason(workspace: Path) -> None:
+def test_cli_bad_rows_exit_1_with_file_line_reason(cli: Cli, workspace: Path) -> None:
     good_lists(workspace)
     write(
         workspace / "recipients",
         "staff.csv",
         'email,name\nzoe@example.org,Zoë\nx@,X\n"sian@example.org","Siân\nBcc: a@example.org"\n',
     )
-    code, output = run(workspace)
+    code, output = outcome(cli("lists"))
     assert code == 1, output
     assert "│ staff        │    3 │     1 │       2 │          0 │          0 │" in output
     assert (
@@ -493,39 +493,39 @@ def test_cli_bad_rows_exit_1_with_file_line_reason(workspace: Path) -> None:
     assert "2 problems must be fixed" in output
 
 
-def test_cli_warnings_only_exit_0(workspace: Path) -> None:
+def test_cli_warnings_only_exit_0(cli: Cli, workspace: Path) -> None:
     write(workspace / "recipients", "staff.csv", "email\nzoe@example.org\nZoe@example.org\n")
-    code, output = run(workspace)
+    code, output = outcome(cli("lists"))
     assert code == 0, output
     assert "recipients/staff.csv:3: warning: duplicate of line 2 (Zoe@example.org)" in output
     assert "1 warning" in output
 
 
-def test_cli_one_list_in_detail(workspace: Path) -> None:
+def test_cli_one_list_in_detail(cli: Cli, workspace: Path) -> None:
     good_lists(workspace)
-    code, output = run(workspace, "--list", "managers")
+    code, output = outcome(cli("lists", "--list", "managers"))
     assert code == 0, output
     assert "managers: recipients/managers.csv, utf-8; columns: email, first_name" in output
     assert "  Zoe <zoe@example.org>\n" in output
     assert "headteachers" not in output
 
 
-def test_cli_unknown_list_is_a_usage_error(workspace: Path) -> None:
+def test_cli_unknown_list_is_a_usage_error(cli: Cli, workspace: Path) -> None:
     good_lists(workspace)
-    code, output = run(workspace, "--list", "manager")
+    code, output = outcome(cli("lists", "--list", "manager"))
     assert code == 2
     assert "there is no list named 'manager'" in output
     assert "did you mean 'managers'?" in output
 
 
-def test_cli_no_lists_yet(workspace: Path) -> None:
-    code, output = run(workspace)
+def test_cli_no_lists_yet(cli: Cli) -> None:
+    code, output = outcome(cli("lists"))
     assert code == 0
     assert "No lists yet." in output
 
 
-def test_cli_help_has_an_example() -> None:
-    result = CliRunner().invoke(cli, ["lists", "--help"])
+def test_cli_help_has_an_example(cli: Cli) -> None:
+    result = cli.at(None)("lists", "--help")
     assert result.exit_code == 0
     assert "newsletter lists --list headteachers --list managers" in result.output
     assert "--list NAME" in result.output

@@ -30,9 +30,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from click.testing import CliRunner
+from conftest import Cli
 
-from sender.cli import cli
 from sender.lint import check_issue
 from sender.lists import select
 from sender.preview import MESSAGE_CSP, PreviewServer, workspace_version
@@ -520,19 +519,18 @@ def test_the_command_serves_until_interrupted(workspace: Path, issue: Path) -> N
 
 
 def test_the_command_says_when_the_port_is_taken(
-    server: PreviewServer, workspace: Path, issue: Path
+    cli: Cli, server: PreviewServer, issue: Path
 ) -> None:
-    argv = ["-w", str(workspace), "preview", str(issue), "--port", str(server.port)]
-    result = CliRunner().invoke(cli, argv)
+    result = cli("preview", issue, "--port", server.port)
     assert result.exit_code == 1
     assert f"port {server.port} is already in use" in result.output
-    missing = CliRunner().invoke(cli, ["-w", str(workspace), "preview", "nope.yaml"])
+    missing = cli("preview", "nope.yaml")
     assert missing.exit_code == 1
     assert "no such file" in missing.output
 
 
-def test_the_command_has_help_with_examples() -> None:
-    result = CliRunner().invoke(cli, ["preview", "--help"])
+def test_the_command_has_help_with_examples(cli: Cli) -> None:
+    result = cli.at(None)("preview", "--help")
     assert result.exit_code == 0
     assert "--port" in result.output and "--open" in result.output
     assert "newsletter preview newsletters/" in result.output
@@ -586,6 +584,7 @@ def browsing(browser: Any, server: PreviewServer, tmp_path: Path) -> Iterator[Br
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_switching_audience_shows_and_hides_the_headteachers_section(
     browsing: Browsing,
 ) -> None:
@@ -617,6 +616,7 @@ def test_switching_audience_shows_and_hides_the_headteachers_section(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_mobile_width_plain_text_and_dark_background_survive_a_reload(
     browsing: Browsing,
 ) -> None:
@@ -670,6 +670,7 @@ def test_mobile_width_plain_text_and_dark_background_survive_a_reload(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_a_saved_change_appears_by_itself_and_a_broken_issue_shows_its_error(
     browsing: Browsing, issue: Path
 ) -> None:
@@ -718,6 +719,7 @@ def test_a_saved_change_appears_by_itself_and_a_broken_issue_shows_its_error(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_send_a_test_from_the_page(browsing: Browsing, workspace: Path, issue: Path) -> None:
     from playwright.sync_api import expect
 

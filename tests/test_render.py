@@ -8,6 +8,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from sender.build import write_variants
 from sender.config import Config
@@ -15,7 +16,6 @@ from sender.placeholders import fill, split
 from sender.render import audience_sets
 from sender.workspace import Workspace
 
-REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 SEEDS = REPO / "tests" / "seeds"
 ISSUES = sorted((REPO / "newsletters").glob("*.yaml"))

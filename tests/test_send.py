@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import Cli
 
-from sender.cli import cli
 from sender.lists import select
 from sender.workspace import Workspace
 
@@ -19,12 +18,7 @@ BRIEFING = "newsletters/2012-07-13-peter-duxbury-briefing.yaml"
 ALL_LISTS = ["headteachers", "managers", "all-staff"]
 
 
-pytestmark = pytest.mark.usefixtures("fixed_date")
-
-
-def send(workspace: Path, issue: str, *args: str, input: str | None = None) -> Result:
-    argv = ["-w", str(workspace), "send", str(workspace / issue)]
-    return CliRunner().invoke(cli, [*argv, *args], input=input, catch_exceptions=False)
+pytestmark = [pytest.mark.usefixtures("fixed_date"), pytest.mark.cli(catch_exceptions=False)]
 
 
 def list_args(names: list[str]) -> list[str]:
@@ -41,8 +35,8 @@ def parse(path: Path) -> email.message.EmailMessage:
     return msg
 
 
-def test_send_to_every_list_gives_each_person_their_own_sections(workspace: Path) -> None:
-    result = send(workspace, BRIEFING, *list_args(ALL_LISTS), "--yes")
+def test_send_to_every_list_gives_each_person_their_own_sections(cli: Cli, workspace: Path) -> None:
+    result = cli("send", workspace / BRIEFING, *list_args(ALL_LISTS), "--yes")
     assert result.exit_code == 0, result.output
     ws = Workspace.open(workspace)
     people = select(ws.config.recipients_dir, workspace, ALL_LISTS).recipients
@@ -68,8 +62,10 @@ def test_send_to_every_list_gives_each_person_their_own_sections(workspace: Path
         assert "Adoption" in text  # for everyone
 
 
-def test_person_on_two_lists_gets_one_email_with_both_lists_sections(workspace: Path) -> None:
-    result = send(workspace, BRIEFING, "--list", "managers", "--list", "all-staff", "--yes")
+def test_person_on_two_lists_gets_one_email_with_both_lists_sections(
+    cli: Cli, workspace: Path
+) -> None:
+    result = cli("send", workspace / BRIEFING, "--list", "managers", "--list", "all-staff", "--yes")
     assert result.exit_code == 0, result.output
     ws = Workspace.open(workspace)
     selection = select(ws.config.recipients_dir, workspace, ["managers", "all-staff"])
@@ -82,13 +78,13 @@ def test_person_on_two_lists_gets_one_email_with_both_lists_sections(workspace: 
     assert "on several lists" in result.output
 
 
-def test_resending_writes_the_same_files_with_new_message_ids(workspace: Path) -> None:
-    assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
+def test_resending_writes_the_same_files_with_new_message_ids(cli: Cli, workspace: Path) -> None:
+    assert cli("send", workspace / BLOG, "--list", "headteachers", "--yes").exit_code == 0
     folder = outbox(workspace, BLOG)
     first = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
     for path in folder.glob("*.eml"):
         path.unlink()
-    result = send(workspace, BLOG, "--list", "headteachers", "--yes", "--resend")
+    result = cli("send", workspace / BLOG, "--list", "headteachers", "--yes", "--resend")
     assert result.exit_code == 0, result.output
     assert "with new Message-IDs" in result.output
     second = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
@@ -100,11 +96,11 @@ def test_resending_writes_the_same_files_with_new_message_ids(workspace: Path) -
         assert mid.sub(b"", data) == mid.sub(b"", second[name])
 
 
-def test_a_second_send_skips_everyone_who_has_it(workspace: Path) -> None:
-    assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
+def test_a_second_send_skips_everyone_who_has_it(cli: Cli, workspace: Path) -> None:
+    assert cli("send", workspace / BLOG, "--list", "headteachers", "--yes").exit_code == 0
     for path in outbox(workspace, BLOG).glob("*.eml"):
         path.unlink()
-    result = send(workspace, BLOG, "--list", "headteachers", "--list", "managers", "--yes")
+    result = cli("send", workspace / BLOG, "--list", "headteachers", "--list", "managers", "--yes")
     assert result.exit_code == 0, result.output
     assert "are already in the outbox and are skipped" in result.output
     written = {p.name for p in outbox(workspace, BLOG).glob("*.eml")}
@@ -113,38 +109,38 @@ def test_a_second_send_skips_everyone_who_has_it(workspace: Path) -> None:
     assert all(name.removesuffix(".eml") in managers.lower() for name in written)
 
 
-def test_suppressed_people_get_nothing(workspace: Path) -> None:
+def test_suppressed_people_get_nothing(cli: Cli, workspace: Path) -> None:
     (workspace / "recipients" / "suppressed.csv").write_text(
         "email\nHEAD@oakfield-primary.example.com\n", encoding="utf-8"
     )
-    assert send(workspace, BLOG, "--list", "headteachers", "--yes").exit_code == 0
+    assert cli("send", workspace / BLOG, "--list", "headteachers", "--yes").exit_code == 0
     names = {p.name for p in outbox(workspace, BLOG).glob("*.eml")}
     assert "head@oakfield-primary.example.com.eml" not in names
     assert names
 
 
-def test_dry_run_writes_nothing(workspace: Path) -> None:
-    result = send(workspace, BLOG, "--list", "headteachers", "--dry-run")
+def test_dry_run_writes_nothing(cli: Cli, workspace: Path) -> None:
+    result = cli("send", workspace / BLOG, "--list", "headteachers", "--dry-run")
     assert result.exit_code == 0
     assert "Dry run" in result.output and "people in all" in result.output
     assert not (workspace / "outbox").exists()
 
 
-def test_without_a_terminal_or_yes_it_refuses(workspace: Path) -> None:
-    result = send(workspace, BLOG, "--list", "headteachers")
+def test_without_a_terminal_or_yes_it_refuses(cli: Cli, workspace: Path) -> None:
+    result = cli("send", workspace / BLOG, "--list", "headteachers")
     assert result.exit_code == 2
     assert "--yes" in result.output
     assert not (workspace / "outbox").exists()
 
 
-def test_unknown_list_names_the_lists_and_sends_nothing(workspace: Path) -> None:
-    result = send(workspace, BLOG, "--list", "headteacher", "--yes")
+def test_unknown_list_names_the_lists_and_sends_nothing(cli: Cli, workspace: Path) -> None:
+    result = cli("send", workspace / BLOG, "--list", "headteacher", "--yes")
     assert result.exit_code == 1
     assert "headteachers" in result.output
     assert not (workspace / "outbox").exists()
 
 
-def test_missing_field_stops_the_send_before_anything_is_written(workspace: Path) -> None:
+def test_missing_field_stops_the_send_before_anything_is_written(cli: Cli, workspace: Path) -> None:
     issue = workspace / BLOG
     text = issue.read_text(encoding="utf-8")
     issue.write_text(
@@ -155,19 +151,19 @@ def test_missing_field_stops_the_send_before_anything_is_written(workspace: Path
         encoding="utf-8",
     )
     assert "{{ school }}" in issue.read_text(encoding="utf-8")
-    result = send(workspace, BLOG, "--list", "headteachers", "--list", "managers", "--yes")
+    result = cli("send", workspace / BLOG, "--list", "headteachers", "--list", "managers", "--yes")
     assert result.exit_code == 1
     assert "school" in result.output
     assert re.search(r"recipients/managers\.csv:\d+", result.output)
     assert not (workspace / "outbox").exists()
 
 
-def test_markup_in_a_name_shows_literally(workspace: Path) -> None:
+def test_markup_in_a_name_shows_literally(cli: Cli, workspace: Path) -> None:
     (workspace / "recipients" / "tiny.csv").write_text(
         'email,first_name,name\nbob@example.org,<b>Bob</b> & Co,"<b>Bob</b> & Co"\n',
         encoding="utf-8",
     )
-    assert send(workspace, BLOG, "--list", "tiny", "--yes").exit_code == 0
+    assert cli("send", workspace / BLOG, "--list", "tiny", "--yes").exit_code == 0
     msg = parse(outbox(workspace, BLOG) / "bob@example.org.eml")
     html = msg.get_body(("html",)).get_content()
     assert "Dear &lt;b&gt;Bob&lt;/b&gt; &amp; Co," in html

@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import Cli
 from servers import Recorder, aiosmtpd, free_port, sink
-
-from sender.cli import cli
 
 BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
 _MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.M | re.I)
 
 
-pytestmark = pytest.mark.usefixtures("fixed_date")
+pytestmark = [pytest.mark.usefixtures("fixed_date"), pytest.mark.cli(catch_exceptions=False)]
 
 
 def use_smtp(workspace: Path, port: int, **settings: Any) -> None:
@@ -48,12 +47,8 @@ def people(workspace: Path, n: int, name: str = "staff") -> list[str]:
     return emails
 
 
-def run(workspace: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-w", str(workspace), *args], catch_exceptions=False)
-
-
-def send(workspace: Path, *args: str) -> Result:
-    return run(workspace, "send", BLOG, "--list", "staff", "--transport", "smtp", "--yes", *args)
+def send(cli: Cli, *args: str) -> Result:
+    return cli("send", BLOG, "--list", "staff", "--transport", "smtp", "--yes", *args)
 
 
 def ledger(workspace: Path) -> dict[str, tuple[str, str]]:
@@ -66,12 +61,12 @@ def ledger(workspace: Path) -> dict[str, tuple[str, str]]:
         db.close()
 
 
-def test_smtp_send_delivers_everyone_and_records_it(workspace: Path) -> None:
+def test_smtp_send_delivers_everyone_and_records_it(cli: Cli, workspace: Path) -> None:
     emails = people(workspace, 12)
     handler = Recorder()
     with aiosmtpd(handler) as port:
         use_smtp(workspace, port)
-        result = send(workspace)
+        result = send(cli)
     assert result.exit_code == 0, result.output
     assert "the mail server 127.0.0.1" in result.output
     assert sorted(rcpt[0] for _, rcpt, _ in handler.messages) == sorted(emails)
@@ -83,20 +78,20 @@ def test_smtp_send_delivers_everyone_and_records_it(workspace: Path) -> None:
 
 
 def test_soft_rejects_are_deferred_then_sent_by_running_again(
-    workspace: Path, tmp_path: Path
+    cli: Cli, workspace: Path, tmp_path: Path
 ) -> None:
     people(workspace, 3)
     with sink(tmp_path, "-r", "RCPT") as s:  # every RCPT: 450
         use_smtp(workspace, s.port, tries=2)
-        first = send(workspace)
+        first = send(cli)
         port = s.port
     assert first.exit_code == 1
     assert "3 email(s) were not delivered" in first.output
-    status = run(workspace, "status", BLOG)
+    status = cli("status", BLOG)
     assert status.output.count("deferred after 2 attempt(s): 450") == 3, status.output
     with sink(tmp_path) as s:  # the server takes mail again
         use_smtp(workspace, s.port)
-        second = send(workspace)
+        second = send(cli)
     assert port
     assert second.exit_code == 0, second.output
     assert "Done: 3 email(s) sent" in second.output
@@ -104,31 +99,31 @@ def test_soft_rejects_are_deferred_then_sent_by_running_again(
 
 
 def test_hard_rejects_fail_with_code_and_text_in_status_and_are_not_retried(
-    workspace: Path, tmp_path: Path
+    cli: Cli, workspace: Path, tmp_path: Path
 ) -> None:
     people(workspace, 3)
     with sink(tmp_path, "-f", "RCPT", "-B", "550 5.1.1 No such mailbox here") as s:
         use_smtp(workspace, s.port, tries=3)
-        first = send(workspace)
+        first = send(cli)
         assert first.exit_code == 1
-        status = run(workspace, "status", BLOG)
+        status = cli("status", BLOG)
         assert status.output.count("failed after 1 attempt(s): 550 5.1.1 No such mailbox here") == 3
-        failed = run(workspace, "status", BLOG, "--failed")
+        failed = cli("status", BLOG, "--failed")
         assert sorted(failed.output.split()) == sorted(ledger(workspace))
-        again = send(workspace)
+        again = send(cli)
         assert "3 failed before and are skipped" in again.output
         assert "Everyone on these lists already has this issue" not in again.output
         assert "Use --retry-failed to try those again" in again.output
-        retried = send(workspace, "--retry-failed")
+        retried = send(cli, "--retry-failed")
         assert retried.exit_code == 1
-    status = run(workspace, "status", BLOG)
+    status = cli("status", BLOG)
     assert status.output.count("failed after 2 attempt(s)") == 3, status.output
 
 
-def test_bad_server_settings_stop_before_anyone(workspace: Path) -> None:
+def test_bad_server_settings_stop_before_anyone(cli: Cli, workspace: Path) -> None:
     people(workspace, 3)
     use_smtp(workspace, free_port())  # nothing listens there
-    result = send(workspace)
+    result = send(cli)
     assert result.exit_code == 1
     assert "127.0.0.1" in result.output and "Nothing was sent" in result.output
     assert "Traceback" not in result.output
@@ -138,12 +133,12 @@ def test_bad_server_settings_stop_before_anyone(workspace: Path) -> None:
 
 
 def test_missing_password_stops_before_anyone(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     people(workspace, 3)
     monkeypatch.delenv("NEWSLETTER_SMTP_PASSWORD", raising=False)
     use_smtp(workspace, free_port(), username="comms@example.org")
-    result = send(workspace)
+    result = send(cli)
     assert result.exit_code == 1
     assert "NEWSLETTER_SMTP_PASSWORD" in result.output
     assert not (workspace / "ledger.sqlite").exists()
@@ -167,6 +162,7 @@ class Counter(Recorder):
 CONNECTIONS = 2
 
 
+@pytest.mark.slow
 def test_killed_mid_send_resumes_with_nobody_lost(workspace: Path) -> None:
     """A real subprocess sending 2,000 messages is killed with SIGKILL at a
     random moment; running the same command again delivers to everyone, with

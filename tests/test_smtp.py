@@ -674,6 +674,7 @@ def test_a_failing_callback_is_raised_after_the_others_finish(tmp_path: Path) ->
 # Rate limit
 
 
+@pytest.mark.slow  # 100 messages at 20 a second: 5 s by design
 def test_rate_limit_spaces_the_messages(tmp_path: Path) -> None:
     with sink(tmp_path) as s:
         run = send(transport(config(s.port, rate=20, connections=4)), [job(n) for n in range(100)])
