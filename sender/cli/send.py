@@ -212,7 +212,7 @@ def command(
     verb = "Save" if where_to.scope == "rehearsal" else "Send to"
     _confirm(ctx, yes, f"{verb} {count} people by {chosen}?")
 
-    carrier = _transport(ws, plan, chosen, verbose)
+    carrier = _transport(ws, plan, chosen, verbose, where_to.record.key)
     stop = threading.Event()
     resume = _resume_command(ws, issue, lists, transport, where_to)
     progress = Progress(
@@ -298,10 +298,12 @@ def _confirm(ctx: click.Context, yes: bool, question: str) -> None:
         ctx.exit(0)
 
 
-def _transport(ws: Workspace, plan: SendPlan, chosen: str, verbose: bool) -> Transport:
+def _transport(
+    ws: Workspace, plan: SendPlan, chosen: str, verbose: bool, key: str | None = None
+) -> Transport:
     log = (lambda line: console_err.print(f"[dim]smtp:[/dim] {escape(line)}")) if verbose else None
     try:
-        return open_transport_for(ws, plan.issue, chosen, log=log)
+        return open_transport_for(ws, plan.issue, chosen, key=key, log=log)
     except TransportError as exc:
         raise InputError(str(exc)) from None
 

@@ -105,7 +105,8 @@ def show_summary(
     if limit:
         console.print(f"--limit: only the next {limit} are sent this time.")
     if chosen == "eml":
-        goes = f"{ws.display(outbox_folder(ws, plan.issue))}/ (one .eml file per person)"
+        folder = outbox_folder(ws, plan.issue, to.record.key)
+        goes = f"{ws.display(folder)}/ (one .eml file per person)"
         if rehearsal:
             goes += "; a rehearsal: nothing is sent, and a real send later is not held back"
     else:
@@ -130,7 +131,8 @@ def show_result(
     table.add_row(*(str(outcomes.get(s, 0)) for s in states))
     console.print(table)
     if chosen == "eml":
-        console.print(f"Emails are in {escape(ws.display(outbox_folder(ws, plan.issue)))}/")
+        key = report.target.record.key if report.target else None
+        console.print(f"Emails are in {escape(ws.display(outbox_folder(ws, plan.issue, key)))}/")
     for email, outcome in failures[:10]:
         code = f"{outcome.code} " if outcome.code else ""
         console.print(f"  {escape(email)}: {outcome.state}: {escape(code + outcome.text)}")

@@ -74,5 +74,7 @@ def plan_send(ws: Workspace, issue_path: Path, lists: Sequence[str]) -> SendPlan
     return SendPlan(issue, selection, variants, send_date(), selection.warnings)
 
 
-def outbox_folder(ws: Workspace, issue: Issue) -> Path:
-    return ws.config.resolve(ws.config.outbox) / issue.slug
+def outbox_folder(ws: Workspace, issue: Issue, key: str | None = None) -> Path:
+    """The issue's outbox folder, named by the name the ledger knows it by when given:
+    two issues whose file names differ only in spaces or capitals keep their own."""
+    return ws.config.resolve(ws.config.outbox) / (key or issue.slug)

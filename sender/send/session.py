@@ -53,10 +53,17 @@ class SendReport:
 
 
 def open_transport_for(
-    ws: Workspace, issue: Issue, kind: str, *, tests: bool = False, log: Log | None = None
+    ws: Workspace,
+    issue: Issue,
+    kind: str,
+    *,
+    key: str | None = None,
+    tests: bool = False,
+    log: Log | None = None,
 ) -> Transport:
-    """The transport ``kind`` for this issue: test copies get an outbox folder of their own."""
-    folder = outbox_folder(ws, issue)
+    """The transport ``kind`` for this issue (``key``: as the ledger knows it); test
+    copies get an outbox folder of their own."""
+    folder = outbox_folder(ws, issue, key)
     return open_transport(kind, ws.config, outbox=folder / "tests" if tests else folder, log=log)
 
 
