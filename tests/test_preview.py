@@ -485,6 +485,50 @@ def test_two_hundred_clients_at_once_are_all_answered(server: PreviewServer) -> 
     assert outcomes == {"200": 200}, outcomes
 
 
+TIMEOUT = 0.5
+
+
+@pytest.fixture
+def impatient(workspace: Path, issue: Path) -> Iterator[PreviewServer]:
+    """A server that gives a request TIMEOUT seconds to arrive."""
+    options: dict[str, Any] = {"check": check_issue, "port": 0, "request_timeout": TIMEOUT}
+    with PreviewServer(workspace, issue, **options) as preview:
+        yield preview
+
+
+def test_a_client_that_sends_nothing_or_half_a_line_is_let_go(impatient: PreviewServer) -> None:
+    for sent in (b"", b"GET /vers"):
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            opened = time.monotonic()
+            sock.sendall(sent)
+            # Meanwhile the page is served as usual.
+            assert request(impatient, "GET", "/version").status == 200
+            closed, answer = until_closed(sock, 4 * TIMEOUT)
+            took = time.monotonic() - opened
+        assert closed is not None, f"{sent!r}: still open after {took:.1f} s"
+        assert TIMEOUT <= took <= 2 * TIMEOUT, (sent, took)
+        assert answer == b""
+
+
+def test_a_request_sent_a_byte_at_a_time_has_one_deadline(impatient: PreviewServer) -> None:
+    # A timeout per read starts again with each byte; the whole request has TIMEOUT to arrive.
+    line = f"GET /version HTTP/1.1\r\nHost: 127.0.0.1:{impatient.port}\r\nX-Slow: ".encode()
+    with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+        opened = time.monotonic()
+        sock.settimeout(TIMEOUT / 5)
+        for byte in line + b"." * 40:
+            try:
+                sock.send(bytes([byte]))
+                if sock.recv(1) == b"":
+                    break
+            except TimeoutError:
+                continue  # still open: the next byte
+            except OSError:
+                break  # reset: closed
+        took = time.monotonic() - opened
+    assert took <= 2 * TIMEOUT, f"a trickling client held the connection {took:.1f} s"
+
+
 # ---------------------------------------------------------------------------
 # The command
 

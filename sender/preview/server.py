@@ -3,6 +3,9 @@
 People's names and addresses are on these pages, so the server:
 
 * listens on 127.0.0.1 only, never on other interfaces;
+* gives each request ``request_timeout`` seconds (10 by default) to arrive,
+  all of it, and closes the connection of a client that takes longer: one
+  that sends nothing, or a byte now and then, does not keep a thread;
 * refuses a request with two Host (or two Content-Length) headers (400):
   which one counts would be a guess, and a proxy might guess otherwise;
 * answers only requests whose Host is the address it serves (127.0.0.1:PORT
@@ -17,18 +20,24 @@ People's names and addresses are on these pages, so the server:
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import secrets
+import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .page import page_template, render_page
 from .view import CheckFn, View, build_view, post_test, recipients_json, show, workspace_version
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["HOST", "MAX_BODY", "MESSAGE_CSP", "PreviewServer"]
 
@@ -40,6 +49,7 @@ MESSAGE_CSP = (
     "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 MAX_BODY = 16 * 1024
+REQUEST_TIMEOUT = 10.0
 # Headers a request may carry once only (RFC 9110 7.2 and 8.6).
 _ONCE = ("Host", "Content-Length")
 
@@ -49,6 +59,36 @@ class _Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class _Deadline(io.RawIOBase):
+    """The connection's socket, read against one deadline per request.
+
+    A socket timeout starts again with every read, so a client sending a byte
+    now and then would keep its thread for ever; the deadline does not move
+    until ``restart()``. Writes keep the plain timeout of ``seconds``.
+    """
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    def restart(self) -> None:
+        self._deadline = time.monotonic() + self._seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self._sock.settimeout(left)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._seconds)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -62,7 +102,8 @@ class _HTTPServer(ThreadingHTTPServer):
 class PreviewServer:
     """A preview of one issue at ``http://127.0.0.1:PORT/``.
 
-    ``port=0`` picks a free port (see ``.port`` / ``.url``). Start it in a
+    ``port=0`` picks a free port (see ``.port`` / ``.url``). A request must
+    arrive within ``request_timeout`` seconds, or its connection is closed. Start it in a
     thread with ``start()`` and stop it with ``stop()`` (or use it as a
     context manager), or block in ``serve_forever()``. ``check`` gives the
     findings of ``newsletter check`` for the issue.
@@ -76,8 +117,10 @@ class PreviewServer:
         check: CheckFn,
         port: int = 8025,
         on_error: Callable[[str], None] | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.root = root.resolve()
+        self.request_timeout = request_timeout
         self.issue = issue.resolve()
         self.check = check
         self.on_error = on_error
@@ -150,6 +193,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the library never prints
+
+    # -- reading ---------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        seconds = self.preview.request_timeout
+        self.connection.settimeout(seconds)
+        self._deadline = _Deadline(self.connection, seconds)
+        self.rfile.close()
+        self.rfile = io.BufferedReader(self._deadline)
+
+    def handle_one_request(self) -> None:
+        self._deadline.restart()
+        try:
+            super().handle_one_request()
+        except (TimeoutError, ConnectionError):  # too slow, or gone: nobody to answer
+            self.close_connection = True
 
     # -- checks ----------------------------------------------------------------
 
