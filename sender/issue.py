@@ -4,6 +4,11 @@ PyYAML's ``compose`` keeps every node's line and column, so each problem can
 point at the exact place in the file. Scalars are read as the text the user
 wrote and converted by our schema, never by YAML's own guessing (no
 ``no`` -> False, no ``1.10`` -> 1.1 surprises).
+
+What an issue never needs is refused before it can do harm: anchors and
+aliases (a few hundred bytes of them stand for millions of values), values nested
+hundreds of levels deep (each level is a Python call), invisible control
+characters and half characters.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -111,6 +116,17 @@ AUTHOR_KEYS = ("name", "role")
 IMAGE_KEYS = ("src", "alt", "href")
 BUTTON_KEYS = ("label", "url")
 _SLUG_BAD = re.compile(r"[^a-z0-9-]+")
+# Lists and sets inside each other; an issue needs five (sections, a section, its image, src).
+MAX_DEPTH = 20
+# Characters YAML refuses in a file, or that no email can carry in a value
+# (tab and line breaks aside): C0 and C1 controls, DEL, and U+FFFE/U+FFFF.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_CONTROL_IN_VALUE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "backspace", 0x1B: "ESC", 0x7F: "DEL", 0x85: "NEL"}
+# An escape in a double-quoted value, and the control characters YAML's one-letter ones make.
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.S)
+_NAMED_ESCAPES = {"0": 0, "a": 7, "b": 8, "v": 0x0B, "f": 0x0C, "r": 0x0D, "e": 0x1B, "N": 0x85}
 
 
 def slug_for(path: Path) -> str:
@@ -139,6 +155,49 @@ def load_issue(
     reader.problems.raise_if_errors()
     assert issue is not None
     return issue
+
+
+class _Refused(Exception):
+    """Something no issue needs, refused while the YAML is read: where, what, and a hint."""
+
+    def __init__(self, event: yaml.Event, message: str, hint: str) -> None:
+        super().__init__(message)
+        mark = event.start_mark
+        self.line = mark.line + 1 if mark else None
+        self.col = mark.column + 1 if mark else None
+        self.message = message
+        self.hint = hint
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe composer, refusing what no issue needs and what makes reading slow or
+    deep: anchors and aliases (nine aliases of nine aliases of … are millions of values in a
+    few hundred bytes, "billion laughs"), and values nested more than MAX_DEPTH deep (each
+    level is one Python call, so 500 '[' were a RecursionError)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise _Refused(
+                event,
+                "anchors and aliases (&name, *name) are not allowed in an issue",
+                "write the value out in full wherever it is needed",
+            )
+        if self.depth >= MAX_DEPTH:
+            raise _Refused(
+                event,
+                f"values are nested too deeply here: more than {MAX_DEPTH} lists or "
+                "'key: value' sets inside each other",
+                "an issue needs a few levels at most (sections, a section, its image); "
+                "check the brackets [ ] { } and the '-' starting the lines here",
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Reader:
@@ -190,8 +249,13 @@ class _Reader:
                 "save the file as UTF-8 in your editor (in Notepad: Save As, Encoding: UTF-8)",
             )
             return None
+        if self.invisible_characters(text):
+            return None
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=_Loader)
+        except _Refused as exc:
+            self.problems.error(self.file, exc.line, exc.col, exc.message, exc.hint)
+            return None
         except yaml.MarkedYAMLError as exc:
             self._yaml_error(exc, text)
             return None
@@ -206,6 +270,7 @@ class _Reader:
         if not isinstance(root, yaml.MappingNode):
             self.error(root, "an issue must be a set of 'key: value' lines (title:, date:, …)")
             return None
+        self.escaped_characters(root)
         top = self.mapping(root, TOP_KEYS, "", required=("title", "date", "sections"))
 
         title = self.text(top.get("title"), "title", required=True)
@@ -238,6 +303,61 @@ class _Reader:
             positions=self.positions,
         )
         return issue
+
+    def invisible_characters(self, text: str) -> bool:
+        """Control characters in the file, each line's first: YAML would refuse them by
+        "position 91", and most editors do not show them. Whether there were any."""
+        found = 0
+        for line, line_text in enumerate(text.split("\n"), start=1):
+            match = _INVISIBLE.search(line_text)
+            if match is None:
+                continue
+            found += 1
+            if found > 5:
+                self.problems.error(
+                    self.file, line, None, "more lines hold invisible control characters too"
+                )
+                break
+            self.problems.error(
+                self.file,
+                line,
+                match.start() + 1,
+                f"an invisible control character ({_character(match.group())}) is here",
+                "most editors do not show it; it comes with text copied from some programs: "
+                "delete the characters around this place and type them again",
+            )
+        return found > 0
+
+    def escaped_characters(self, root: yaml.Node) -> None:
+        """Values whose escapes ("\\e", "\\x00", "\\udc80") make characters no email can
+        carry. A character written as two \\u escapes, as JSON does, becomes one."""
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                stack += [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                stack += node.value
+            elif isinstance(node, yaml.ScalarNode) and node.style == '"':
+                self.escaped_value(node)
+
+    def escaped_value(self, node: yaml.ScalarNode) -> None:
+        value = str(node.value)
+        if _SURROGATE.search(value):
+            value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+            node.value = value
+        for bad in (_SURROGATE.search(value), _CONTROL_IN_VALUE.search(value)):
+            if bad is None:
+                continue
+            code = ord(bad.group())
+            line, col = _escape_pos(node, code)
+            if _SURROGATE.match(bad.group()):
+                message = f"'\\u{code:x}' is half of a character, which no email can carry"
+                hint = "type or paste the character itself instead of the escape"
+            else:
+                message = f"an invisible control character ({_character(bad.group())}) is here"
+                hint = "remove the escape; emails cannot show control characters"
+            self.problems.error(self.file, line, col, message, hint)
 
     def _yaml_error(self, exc: yaml.MarkedYAMLError, text: str) -> None:
         mark = exc.problem_mark or exc.context_mark
@@ -277,6 +397,13 @@ class _Reader:
         out: dict[str, yaml.Node] = {}
         suggested: set[str | None] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.error(
+                    key_node,
+                    f"a key must be a name such as 'title', not a {_kind(key_node)}",
+                    "start the line with the key's name and a colon, e.g. 'title: …'",
+                )
+                continue
             key = str(key_node.value)
             path = f"{where}.{key}" if where else key
             if key in out:
@@ -418,7 +545,8 @@ class _Reader:
                 f"{label} image has no alt text",
                 "add alt: describing the picture for people who cannot see it",
             )
-        if src and urlsplit(src).scheme not in ("", "https", "http"):
+        parts = _split(src) if src else None
+        if src and (parts is None or parts.scheme not in ("", "https", "http")):
             self.error(values["src"], f"{label} image src '{src}' is not a web address or a file")
         href = self.url(values.get("href"), f"{label} image link", key="href")
         return Image(src, alt or "", href) if src else None
@@ -441,9 +569,10 @@ class _Reader:
         if value is None:
             return None
         plain = placeholders.PLACEHOLDER.sub("x", value)
-        parts = urlsplit(plain)
-        ok = (parts.scheme in ("https", "http") and "." in parts.netloc) or (
-            parts.scheme == "mailto" and "@" in parts.path
+        parts = _split(plain)
+        ok = parts is not None and (
+            (parts.scheme in ("https", "http") and "." in parts.netloc)
+            or (parts.scheme == "mailto" and "@" in parts.path)
         )
         if not ok or any(c.isspace() for c in plain):
             self.error(
@@ -487,6 +616,37 @@ class _Reader:
                 )
             names.append(name)
         return tuple(names)
+
+
+def _split(address: str) -> SplitResult | None:
+    """The parts of a web address; None when there are none to read ("https://[::1")."""
+    try:
+        return urlsplit(address)
+    except ValueError:
+        return None
+
+
+def _character(char: str) -> str:
+    """'U+001B ESC', for messages about characters no one can see."""
+    name = _CONTROL_NAMES.get(ord(char))
+    return f"U+{ord(char):04X}" + (f" {name}" if name else "")
+
+
+def _escape_pos(node: yaml.ScalarNode, code: int) -> Position:
+    """Where in a double-quoted value the escape of character ``code`` is written
+    ("\\e", "\\x1b", "\\u001b", …); where the value starts when it is not found."""
+    mark = node.start_mark
+    source = (mark.buffer or "")[mark.index : node.end_mark.index]
+    for found in _ESCAPE.finditer(source):
+        escape = found.group(1)
+        if code == (int(escape[1:], 16) if len(escape) > 1 else _NAMED_ESCAPES.get(escape)):
+            break
+    else:
+        return _pos(node)
+    before = source[: found.start()]
+    if "\n" not in before:
+        return mark.line + 1, mark.column + found.start() + 1
+    return mark.line + before.count("\n") + 1, found.start() - before.rfind("\n")
 
 
 def _pos(node: yaml.Node) -> Position:

@@ -1,0 +1,175 @@
+"""Bad input is a clear message, never a hang, a bug report or a terminal trick.
+
+Each case here once made ``newsletter`` hang, answer "Something went wrong
+inside newsletter" (exit 70), or pass something harmful through: an issue
+built to be slow or deep, invisible characters, Markdown nested hundreds of
+levels deep, a recipient's name that rewrites the terminal, and a "picture"
+from Word that is really a web page. Now each is exit 1 with one
+``file:line:col: error: …`` line and a hint, fast, or is made harmless.
+
+Everything goes through real files in a copy of the shipped workspace and the
+real command, as a comms officer would run it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sender.cli import cli
+
+ISSUE = """\
+title: A test issue
+date: 2025-03-03
+template: blog
+preheader: One line about it
+sections:
+  - heading: News
+    body: |
+      Some news.
+"""
+BLOG = "newsletters/2025-02-13-steve-kay-blog.yaml"
+# The smallest GIF there is (1x1): a real picture by its bytes, that python-docx can place.
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+WEB_PAGE = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>\n"
+
+
+def invoke(workspace: Path, *args: str) -> tuple[Result, float]:
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["-w", str(workspace), *args])
+    return result, time.monotonic() - started
+
+
+def write_issue(workspace: Path, name: str, content: str | bytes) -> Path:
+    path = workspace / "newsletters" / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def refused(result: Result, seconds: float, where: str) -> str:
+    """Exit 1, quickly, with a short message whose first problem is at ``where``
+    (file:line or file:line:col); no traceback, no bug report. The problem's line."""
+    output = result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), output
+    assert result.exit_code == 1, output
+    assert seconds < 5, f"took {seconds:.1f} s"
+    assert len(output) < 2000, f"{len(output)} characters of output"
+    assert "Something went wrong" not in output and "Traceback" not in output
+    first = next(line for line in output.splitlines() if ": error: " in line)
+    assert first.startswith(where + ": error: "), output
+    assert "    hint: " in output, output
+    return first
+
+
+# -- 1. the issue's YAML ----------------------------------------------------------------------
+
+
+def alias_bomb(levels: int) -> str:
+    """'Billion laughs': each anchor names nine of the one before; the last one, a key."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for previous, name in zip("abcdefghi", "bcdefghij"[: levels - 1], strict=False):
+        lines.append(f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]")
+    last = "abcdefghij"[levels - 1]
+    return ISSUE + "\n".join(lines) + f"\n? *{last}\n: x\n"
+
+
+def test_an_alias_bomb_is_refused_at_its_first_anchor(workspace: Path) -> None:
+    text = alias_bomb(7)  # 9**7 "lol"s once expanded; it took 80 s and a 289 MB message
+    assert len(text) - len(ISSUE) < 400
+    path = write_issue(workspace, "bomb.yaml", text)
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/bomb.yaml:9:4")
+    assert "anchors and aliases (&name, *name) are not allowed in an issue" in line
+
+
+def test_a_single_alias_is_refused_too(workspace: Path) -> None:
+    path = write_issue(
+        workspace,
+        "alias.yaml",
+        ISSUE.replace("title: A test issue", "title: &t A test issue") + "subject: *t\n",
+    )
+    result, seconds = invoke(workspace, "check", str(path))
+    refused(result, seconds, "newsletters/alias.yaml:1:8")
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        (" " + "[" * 500 + "]" * 500, "9:30"),
+        (" " + "{a: " * 500 + "}" * 500, "9:84"),
+        ("\n  " + "- " * 500 + "x", "10:41"),
+    ],
+    ids=["brackets", "braces", "dashes"],
+)
+def test_values_nested_hundreds_deep_are_refused(workspace: Path, value: str, where: str) -> None:
+    path = write_issue(workspace, "nested.yaml", ISSUE + f"sign_off:{value}\n")
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, f"newsletters/nested.yaml:{where}")
+    assert "nested too deeply" in line
+
+
+@pytest.mark.parametrize(
+    ("escape", "expected"),
+    [
+        ("\\udc80", "'\\udc80' is half of a character"),
+        ("\\e[2J", "an invisible control character (U+001B ESC)"),
+        ("\\x00", "an invisible control character (U+0000 NUL)"),
+    ],
+    ids=["lone-surrogate", "ESC", "NUL"],
+)
+def test_an_escape_no_email_can_carry_is_refused_where_it_is_written(
+    workspace: Path, escape: str, expected: str
+) -> None:
+    path = write_issue(
+        workspace, "escape.yaml", ISSUE.replace("A test issue", f'"A test {escape}"')
+    )
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/escape.yaml:1:16")
+    assert expected in line
+
+
+def test_a_character_written_as_two_escapes_is_one_character(workspace: Path) -> None:
+    # The way JSON writes an emoji: two halves, which make one whole character.
+    path = write_issue(
+        workspace, "emoji.yaml", ISSUE.replace("A test issue", '"Well done \\ud83c\\udf89"')
+    )
+    result, _ = invoke(workspace, "build", str(path), "-a", "everyone")
+    assert result.exit_code == 0, result.output
+    built = workspace / "build" / "emoji.everyone.txt"
+    assert "Well done \N{PARTY POPPER}" in built.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [(b"\x00", "U+0000"), ("\x9b".encode(), "U+009B"), (b"\x1b", "U+001B")],
+    ids=["NUL", "C1", "ESC"],
+)
+def test_invisible_control_characters_are_found_by_line_and_column(
+    workspace: Path, raw: bytes, name: str
+) -> None:
+    content = ISSUE.encode("utf-8").replace(b"Some news.", b"Some " + raw + b"news.")
+    path = write_issue(workspace, "control.yaml", content)
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/control.yaml:8:12")
+    assert name in line and "position" not in result.output
+
+
+def test_a_key_that_is_a_list_is_named_plainly(workspace: Path) -> None:
+    path = write_issue(workspace, "key.yaml", ISSUE + "? [" + ", ".join(["x"] * 1000) + "]\n: y\n")
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/key.yaml:9:3")
+    assert "Node" not in line
+
+
+def test_a_web_address_too_broken_to_read_is_named(workspace: Path) -> None:
+    button = '    button: {label: Book a place, url: "https://[::1/book"}\n'
+    path = write_issue(workspace, "broken.yaml", ISSUE + button)
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/broken.yaml:9:40")
+    assert "'https://[::1/book' is not a web address" in line
