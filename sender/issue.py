@@ -6,9 +6,9 @@ wrote and converted by our schema, never by YAML's own guessing (no
 ``no`` -> False, no ``1.10`` -> 1.1 surprises).
 
 What an issue never needs is refused before it can do harm: anchors and
-aliases (a few hundred bytes of them stand for millions of values), values nested
-hundreds of levels deep (each level is a Python call), invisible control
-characters and half characters.
+aliases (a few hundred bytes of them stand for millions of values), values or
+Markdown nested hundreds of levels deep (each level is a Python call),
+invisible control characters and half characters.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
-from . import placeholders
+from . import markup, placeholders
 from .audiences import EVERYONE
 from .problems import Problems, ProblemsError, did_you_mean
 
@@ -297,9 +297,9 @@ class _Reader:
             numbered=self.boolean(top.get("numbered"), "numbered"),
             author=author,
             greeting=self.text(top.get("greeting"), "greeting"),
-            intro=self.text(top.get("intro"), "intro"),
+            intro=self.text(top.get("intro"), "intro", markdown=True),
             sections=tuple(sections),
-            sign_off=self.text(top.get("sign_off"), "sign_off"),
+            sign_off=self.text(top.get("sign_off"), "sign_off", markdown=True),
             positions=self.positions,
         )
         return issue
@@ -427,10 +427,17 @@ class _Reader:
         return out
 
     def text(
-        self, node: yaml.Node | None, what: str, *, required: bool = False, key: str | None = None
+        self,
+        node: yaml.Node | None,
+        what: str,
+        *,
+        required: bool = False,
+        key: str | None = None,
+        markdown: bool = False,
     ) -> str | None:
         """``what`` names the value in messages ("section 2 heading"), ``key`` is the
-        key the user writes (default: the last word of ``what``)."""
+        key the user writes (default: the last word of ``what``); ``markdown``: the
+        value is Markdown."""
         if node is None:
             return None
         key = key or what.rsplit(" ", 1)[-1]
@@ -443,7 +450,26 @@ class _Reader:
             return None
         value = str(node.value)
         self.check_placeholders(node, value, what)
+        if markdown:
+            self.check_nesting(node, value, what)
         return value
+
+    def check_nesting(self, node: yaml.ScalarNode, value: str, what: str) -> None:
+        levels, line, cut = markup.nesting(value)
+        if levels < markup.MAX_NESTING:
+            return
+        start = sum(len(text) + 1 for text in value.split("\n")[:line])
+        start += len(value[start:]) - len(value[start:].lstrip())
+        line, col = _offset_pos(node, value, start)
+        self.problems.error(
+            self.file,
+            line,
+            col,
+            f"{what}: this text nests too deeply ({levels}{' or more' if cut else ''} levels): "
+            "bold, italic, quotes or lists inside each other",
+            f"an email shows at most {markup.MAX_NESTING - 1} levels: remove the extra "
+            "*, _, > or - marks here",
+        )
 
     def check_placeholders(self, node: yaml.ScalarNode, value: str, what: str) -> None:
         _, bad = placeholders.scan(value)
@@ -520,7 +546,7 @@ class _Reader:
                 continue
             values = self.mapping(item, SECTION_KEYS, where, required=("heading",), label=label)
             heading = self.text(values.get("heading"), f"{label} heading", required=True)
-            body = self.text(values.get("body"), f"{label} body") or ""
+            body = self.text(values.get("body"), f"{label} body", markdown=True) or ""
             image = self.image(values.get("image"), where, label)
             button = self.button(values.get("button"), where, label)
             audiences = self.audiences(values.get("audiences"), label)

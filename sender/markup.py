@@ -14,12 +14,36 @@ from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
 WIDTH = 76
+# markdown-it stops reading blocks (quotes, lists) nested this deep, and the rest of the
+# text is lost; the plain-text part recurses once a level, so 500 '*' were a RecursionError.
+# Text nested this deep is refused when the issue is read (sender/issue.py).
+MAX_NESTING = 20
 
 
 @lru_cache(maxsize=1)
 def _md() -> MarkdownIt:
     # CommonMark with raw HTML off: text in the YAML is data, never markup.
-    return MarkdownIt("commonmark", {"html": False, "typographer": False})
+    return MarkdownIt(
+        "commonmark", {"html": False, "typographer": False, "maxNesting": MAX_NESTING}
+    )
+
+
+def nesting(source: str) -> tuple[int, int, bool]:
+    """How deep the Markdown nests at its deepest (quotes, lists, paragraphs, bold, italic,
+    links inside each other), the line where that is (from 0), and whether its blocks
+    reached markdown-it's limit, so that they may be deeper still and text was lost."""
+    levels = line = depth = blocks = 0
+    for token in _md().parse(source):
+        depth += token.nesting
+        blocks = max(blocks, depth)
+        inner = most = 0
+        for child in token.children or ():
+            inner += child.nesting
+            most = max(most, inner)
+        if depth + most > levels:
+            levels = depth + most
+            line = token.map[0] if token.map else line
+    return levels, line, blocks >= MAX_NESTING
 
 
 def to_html(source: str) -> str:

@@ -173,3 +173,46 @@ def test_a_web_address_too_broken_to_read_is_named(workspace: Path) -> None:
     result, seconds = invoke(workspace, "check", str(path))
     line = refused(result, seconds, "newsletters/broken.yaml:9:40")
     assert "'https://[::1/book' is not a web address" in line
+
+
+# -- 2. Markdown nested hundreds of levels deep -----------------------------------------------
+
+
+def deep_body(body: str) -> str:
+    return ISSUE.replace("Some news.", "Some news.\n\n      " + body)
+
+
+@pytest.mark.parametrize(
+    ("body", "levels"),
+    [
+        ("*" * 500 + "deep" + "*" * 500, "251 levels"),
+        ("> " * 500 + "deep", "20 or more levels"),
+        ("- " * 500 + "deep", "20 or more levels"),
+    ],
+    ids=["emphasis", "quotes", "lists"],
+)
+def test_markdown_nested_hundreds_deep_is_an_error_at_its_line(
+    workspace: Path, body: str, levels: str
+) -> None:
+    path = write_issue(workspace, "deep.yaml", deep_body(body))
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/deep.yaml:10:7")
+    assert f"section 1 body: this text nests too deeply ({levels})" in line
+
+
+def test_build_and_send_stop_before_writing_anything(workspace: Path) -> None:
+    path = write_issue(workspace, "deep.yaml", deep_body("*" * 500 + "deep" + "*" * 500))
+    out = workspace / "built"
+    result, seconds = invoke(workspace, "build", str(path), "--out", str(out))
+    refused(result, seconds, "newsletters/deep.yaml:10:7")
+    result, seconds = invoke(workspace, "send", str(path), "--list", "managers", "--yes")
+    refused(result, seconds, "newsletters/deep.yaml:10:7")
+    assert not out.exists()
+    assert not (workspace / "outbox").exists()
+
+
+def test_markdown_nested_a_few_levels_is_fine(workspace: Path) -> None:
+    body = "- one\n\n        > quoted **bold *and italic [link](https://example.org)***"
+    path = write_issue(workspace, "fine.yaml", deep_body(body))
+    result, _ = invoke(workspace, "check", str(path))
+    assert result.exit_code == 0, result.output
