@@ -13,6 +13,7 @@ real command, as a comms officer would run it.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -216,3 +217,37 @@ def test_markdown_nested_a_few_levels_is_fine(workspace: Path) -> None:
     path = write_issue(workspace, "fine.yaml", deep_body(body))
     result, _ = invoke(workspace, "check", str(path))
     assert result.exit_code == 0, result.output
+
+
+# -- 3. terminal escape sequences from a list -------------------------------------------------
+
+TRICKS = ["\x1b]0;pwned\x07", "\x1b[2J", "\x1b[31m", "\x9b2J", "\u202e", "\u2066", "\x08"]
+
+
+def add_row(workspace: Path, row: str) -> None:
+    """``row`` as the first person on the headteachers list, so every sample shows it."""
+    path = workspace / "recipients" / "headteachers.csv"
+    header, rest = path.read_text(encoding="utf-8").split("\n", 1)
+    path.write_text(f"{header}\n{row}\n{rest}", encoding="utf-8")
+
+
+def assert_harmless(output: str) -> None:
+    assert "\x1b" not in output and "\x07" not in output and "\x9b" not in output
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", output)
+
+
+def test_a_name_cannot_reach_the_terminal_as_control_codes_in_send(workspace: Path) -> None:
+    name = "Eve" + "".join(TRICKS) + " Mallory"
+    add_row(workspace, f"eve@example.org,Eve,{name},Oakfield")
+    result, _ = invoke(workspace, "send", BLOG, "-l", "headteachers", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Eve" in result.output and "Mallory <eve@example.org>" in result.output
+    assert_harmless(result.output)
+
+
+def test_a_bad_row_cannot_reach_the_terminal_as_control_codes_in_lists(workspace: Path) -> None:
+    add_row(workspace, "not-an-address" + "".join(TRICKS) + ",Eve,Eve,Oakfield")
+    result, _ = invoke(workspace, "lists")
+    assert result.exit_code == 1, result.output
+    assert "recipients/headteachers.csv:2: error: 'not-an-address" in result.output
+    assert_harmless(result.output)

@@ -1,13 +1,15 @@
-"""What every command shares: finding the workspace and showing problems."""
+"""What every command shares: finding the workspace, printing, and showing problems."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
+from rich.segment import Segment
 
 from ..config import Config, WorkspaceNotFound
 from ..problems import Problem, ProblemsError
@@ -18,9 +20,41 @@ EXIT_INPUT = 1
 EXIT_USAGE = 2
 EXIT_BUG = 70  # EX_SOFTWARE
 
+# What a terminal acts on instead of showing: escape sequences (CSI "\x1b[2J" clears the
+# screen; OSC "\x1b]0;…\x07" retitles the window), then any other C0 control but tab and
+# newline, DEL, C1 controls, and the bidi overrides that show text in another order.
+_TERMINAL_CONTROL = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI: parameters, then a final byte
+    "|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC, DCS, …
+    "|\x1b[ -/]*[0-~]?"  # any other escape
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` without anything a terminal would act on rather than show."""
+    return _TERMINAL_CONTROL.sub("", text)
+
+
+class SafeConsole(Console):
+    """A rich Console that shows text from the user's files (a name in a list, a title) as
+    text: the terminal sequences in it are taken out as it is rendered, whichever command
+    prints it and however (markup, tables, problems). Rich's own styles are untouched:
+    they are applied after this, when the output is written."""
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not _TERMINAL_CONTROL.search(segment.text):
+                yield segment
+            else:
+                yield Segment(terminal_safe(segment.text), segment.style)
+
+
 # soft_wrap: a file:line: message line stays one line in pipes and logs.
-console = Console(highlight=False, soft_wrap=True)
-console_err = Console(stderr=True, highlight=False, soft_wrap=True)
+console = SafeConsole(highlight=False, soft_wrap=True)
+console_err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 class InputError(click.ClickException):
