@@ -8,7 +8,8 @@ wrote and converted by our schema, never by YAML's own guessing (no
 What an issue never needs is refused before it can do harm: anchors and
 aliases (a few hundred bytes of them stand for millions of values), values or
 Markdown nested hundreds of levels deep (each level is a Python call),
-invisible control characters and half characters.
+invisible control characters and half characters, and local "pictures" that
+are not pictures.
 """
 
 from __future__ import annotations
@@ -129,6 +130,41 @@ _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", r
 _NAMED_ESCAPES = {"0": 0, "a": 7, "b": 8, "v": 0x0B, "f": 0x0C, "r": 0x0D, "e": 0x1B, "N": 0x85}
 
 
+def picture_format(head: bytes) -> str | None:
+    """The file ending for a file starting with ``head``, when it is a picture every email
+    program shows (png, jpg, gif, webp), by its bytes, whatever its name says; else None."""
+    for magic, ending in (
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff", "jpg"),
+        (b"GIF87a", "gif"),
+        (b"GIF89a", "gif"),
+    ):
+        if head.startswith(magic):
+            return ending
+    return "webp" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else None
+
+
+def picture_problem(head: bytes) -> str | None:
+    """None when ``head`` (a file's first 512 bytes) starts a PNG, JPEG, GIF or WebP picture;
+    else what the file is, for a message: "a web page (HTML), not a PNG, … picture"."""
+    if picture_format(head):
+        return None
+    text = head.lstrip().lower()
+    web_page = text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script"))
+    word_drawing = head[40:44] == b" EMF" or head.startswith(b"\xd7\xcd\xc6\x9a")
+    kinds = (
+        (web_page, "a web page (HTML)"),
+        (b"<svg" in text, "an SVG drawing"),
+        (head.startswith(b"%PDF"), "a PDF"),
+        (word_drawing, "a Word drawing (EMF or WMF)"),
+        (head.startswith((b"II*\x00", b"MM\x00*")), "a TIFF picture"),
+        (head.startswith(b"BM"), "a BMP picture"),
+        (head[4:8] == b"ftyp", "an iPhone (HEIC) photo or a video"),
+    )
+    kind = next((what for found, what in kinds if found), None)
+    return (f"{kind}, not" if kind else "not") + " a PNG, JPEG, GIF or WebP picture"
+
+
 def slug_for(path: Path) -> str:
     """The file name without .yaml, safe for file names, URLs and Message-IDs."""
     slug = _SLUG_BAD.sub("-", path.stem.lower()).strip("-")
@@ -209,6 +245,7 @@ class _Reader:
         self.lists = lists
         self.problems = Problems()
         self.positions: dict[str, Position] = {}
+        self.folder = Path()  # the issue's folder: local pictures are relative to it
 
     # -- reporting ---------------------------------------------------------
     def error(self, node: yaml.Node | None, message: str, hint: str | None = None) -> None:
@@ -221,6 +258,7 @@ class _Reader:
 
     # -- top level -----------------------------------------------------------
     def read(self, path: Path) -> Issue | None:
+        self.folder = path.parent
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -574,6 +612,15 @@ class _Reader:
         parts = _split(src) if src else None
         if src and (parts is None or parts.scheme not in ("", "https", "http")):
             self.error(values["src"], f"{label} image src '{src}' is not a web address or a file")
+        elif src and parts and not parts.scheme:
+            problem = _local_picture_problem(self.folder / src)
+            if problem:
+                self.error(
+                    values["src"],
+                    f"{label} image '{src}' is {problem}",
+                    "only real pictures are sent and published: save it as PNG or JPEG "
+                    "and point 'src:' at that file",
+                )
         href = self.url(values.get("href"), f"{label} image link", key="href")
         return Image(src, alt or "", href) if src else None
 
@@ -650,6 +697,18 @@ def _split(address: str) -> SplitResult | None:
         return urlsplit(address)
     except ValueError:
         return None
+
+
+def _local_picture_problem(path: Path) -> str | None:
+    """What is wrong with a picture file the issue names; None if it is fine or missing."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as f:
+            head = f.read(512)
+    except (OSError, ValueError):
+        return None
+    return picture_problem(head)
 
 
 def _character(char: str) -> str:
@@ -732,5 +791,7 @@ __all__ = [
     "ProblemsError",
     "Section",
     "load_issue",
+    "picture_format",
+    "picture_problem",
     "slug_for",
 ]

@@ -13,10 +13,13 @@ real command, as a comms officer would run it.
 
 from __future__ import annotations
 
+import io
 import re
 import time
+import zipfile
 from pathlib import Path
 
+import docx  # python-docx, in the test extra
 import pytest
 from click.testing import CliRunner, Result
 
@@ -251,3 +254,88 @@ def test_a_bad_row_cannot_reach_the_terminal_as_control_codes_in_lists(workspace
     assert result.exit_code == 1, result.output
     assert "recipients/headteachers.csv:2: error: 'not-an-address" in result.output
     assert_harmless(result.output)
+
+
+# -- 4. a "picture" that is really a web page ---------------------------------------------------
+
+
+def word_document(path: Path, picture: bytes, *, as_html: bool) -> None:
+    """A briefing with one picture under its first heading, its bytes swapped for
+    ``picture``; ``as_html``: stored as word/media/*.html, of type text/html."""
+    document = docx.Document()
+    document.add_heading("Summer Update - 7 July 2025", 0)
+    document.add_paragraph("Dear colleagues,")
+    document.add_heading("Sports Day", 1)
+    document.add_paragraph("Every school took part this year.")
+    document.add_picture(io.BytesIO(GIF))
+    document.add_heading("Holidays", 1)
+    document.add_paragraph("Enjoy the break.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    with (
+        zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source,
+        zipfile.ZipFile(path, "w") as target,
+    ):
+        for name in source.namelist():
+            data = source.read(name)
+            if name.startswith("word/media/"):
+                data = picture
+                name = re.sub(r"\.\w+$", ".html", name) if as_html else name
+            elif as_html and name == "word/_rels/document.xml.rels":
+                data = re.sub(rb"(media/image\d+)\.gif", rb"\1.html", data)
+            elif as_html and name == "[Content_Types].xml":
+                html = b'<Default Extension="html" ContentType="text/html"/>'
+                data = data.replace(b"<Default ", html + b"<Default ", 1)
+            target.writestr(name, data)
+
+
+@pytest.mark.parametrize("as_html", [True, False], ids=["named-html", "named-gif"])
+def test_import_leaves_out_a_picture_that_is_a_web_page(
+    workspace: Path, tmp_path: Path, as_html: bool
+) -> None:
+    source = tmp_path / "summer.docx"
+    word_document(source, WEB_PAGE, as_html=as_html)
+    out = workspace / "newsletters" / "summer.yaml"
+    result, _ = invoke(workspace, "import", str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert not (workspace / "newsletters" / "images").exists()
+    draft = out.read_text(encoding="utf-8")
+    assert "image:" not in draft
+    assert re.search(r"# CHECK: picture 1 was left out: it is a web page \(HTML\)", draft)
+    assert "picture 1 was left out: it is a web page (HTML)" in result.output
+    check, _ = invoke(workspace, "check", str(out))
+    assert check.exit_code == 0, check.output
+
+
+def test_import_keeps_a_real_picture(workspace: Path, tmp_path: Path) -> None:
+    source = tmp_path / "summer.docx"
+    word_document(source, GIF, as_html=False)
+    out = workspace / "newsletters" / "summer.yaml"
+    result, _ = invoke(workspace, "import", str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert (workspace / "newsletters" / "images" / "summer-1.gif").read_bytes() == GIF
+    assert 'image: {src: "images/summer-1.gif"' in out.read_text(encoding="utf-8")
+
+
+def picture_issue(workspace: Path, picture: bytes, name: str) -> Path:
+    images = workspace / "newsletters" / "images"
+    images.mkdir(exist_ok=True)
+    (images / name).write_bytes(picture)
+    image = f'    image: {{src: "images/{name}", alt: "Children running"}}\n'
+    return write_issue(workspace, "pictured.yaml", ISSUE + image)
+
+
+def test_check_refuses_a_local_picture_that_is_a_web_page(workspace: Path) -> None:
+    path = picture_issue(workspace, WEB_PAGE, "race.png")
+    result, seconds = invoke(workspace, "check", str(path))
+    line = refused(result, seconds, "newsletters/pictured.yaml:9:18")
+    assert "section 1 image 'images/race.png' is a web page (HTML)" in line
+    result, seconds = invoke(workspace, "send", str(path), "--list", "managers", "--yes")
+    refused(result, seconds, "newsletters/pictured.yaml:9:18")
+    assert not (workspace / "outbox").exists() and not (workspace / "archive").exists()
+
+
+def test_check_accepts_a_local_picture_that_is_one(workspace: Path) -> None:
+    path = picture_issue(workspace, GIF, "race.gif")
+    result, _ = invoke(workspace, "check", str(path))
+    assert result.exit_code == 0, result.output

@@ -54,9 +54,11 @@ def _comment(text: str, indent: str = "", prefix: str = "") -> list[str]:
 
 
 def image_names(draft: Draft, out: Path) -> list[str]:
-    """Where each picture goes, relative to the YAML file: images/<slug>-<n>.<ext>."""
+    """Where each picture goes, relative to the YAML file: images/<slug>-<n>.<ext>;
+    "" for one left out (not a real picture: see Picture.problem)."""
     return [
-        f"images/{out.stem}-{n}.{p.extension or 'bin'}" for n, p in enumerate(draft.images, start=1)
+        f"images/{out.stem}-{n}.{p.extension}" if not p.problem else ""
+        for n, p in enumerate(draft.images, start=1)
     ]
 
 
@@ -188,7 +190,7 @@ def write_draft(
     """Write the YAML and its pictures; never overwrite without ``force``. Returns the paths."""
     shown = display or str(out)
     names = image_names(draft, out)
-    targets = [(out.parent / n, draft.images[k].data) for k, n in enumerate(names)]
+    targets = [(out.parent / n, draft.images[k].data) for k, n in enumerate(names) if n]
     if not force:
         existing = [p for p, _ in [(out, b""), *targets] if p.exists()]
         if existing:

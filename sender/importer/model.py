@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..issue import picture_format, picture_problem
+
 TODO_ALT = "TODO: describe this picture"
 
 
@@ -48,13 +50,20 @@ class Block:
 @dataclass
 class Picture:
     data: bytes
-    content_type: str
+    content_type: str  # what the Word document says it is; its bytes are what count
     alt: str | None = None  # the alt text the Word document gives, if any
 
     @property
     def extension(self) -> str:
-        sub = self.content_type.split("/")[-1].lower()
-        return {"jpeg": "jpg", "svg+xml": "svg", "x-emf": "emf", "x-wmf": "wmf"}.get(sub, sub)
+        """png, jpg, gif or webp, by its bytes; '' when it is not a picture emails can show."""
+        return picture_format(self.data[:16]) or ""
+
+    @property
+    def problem(self) -> str | None:
+        """Why it is left out of the draft ("a web page (HTML), not a PNG, … picture"), by
+        its bytes: only pictures every email program shows are saved, and nothing that a
+        browser would run once the archive publishes it; None when it is such a picture."""
+        return picture_problem(self.data[:512])
 
 
 @dataclass

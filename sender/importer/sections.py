@@ -97,7 +97,16 @@ def _markdown(blocks: list[Block], draft: Draft, section: DraftSection | None) -
     for b in _ordered_runs(blocks):
         if b.kind == "image":
             pic = draft.images[b.image] if b.image < len(draft.images) else None
-            if section is not None and section.image is None:
+            if pic is not None and pic.problem:
+                note = (
+                    f"picture {b.image + 1} was left out: it is {pic.problem}. In Word, save "
+                    "the picture as PNG or JPEG, put it back in the document and import again"
+                )
+                if section is not None:
+                    section.notes.append(note)
+                else:
+                    draft.note("", note)
+            elif section is not None and section.image is None:
                 section.image = b.image
                 section.image_note = (
                     "the alt text came from Word; check it describes the picture"

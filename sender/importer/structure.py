@@ -10,7 +10,7 @@ import re
 
 from .dates import _find_date, _guess_date, _title_and_date
 from .markdown import _defuse_all, _escape_line_start, _md_text
-from .model import Block, BriefingError, Draft
+from .model import Block, BriefingError, Draft, Picture
 from .sections import _build_sections, _headings, _preheader
 from .shapes import _short, _space, _title_shape
 
@@ -57,8 +57,10 @@ _CLOSING = re.compile(
 )
 
 
-def _structure(blocks: list[Block], name: str) -> Draft:
-    draft = Draft(source=name, title="", date=dt.date.today(), sections=[])
+def _structure(blocks: list[Block], name: str, images: list[Picture] | None = None) -> Draft:
+    """``images``: the pictures the blocks' image blocks point into, known to the sections
+    as they are built (which to leave out, which came with alt text)."""
+    draft = Draft(source=name, title="", date=dt.date.today(), sections=[], images=images or [])
     i = 0
     # Title: a Word "Title", else the first line.
     titled = next((k for k, b in enumerate(blocks[:3]) if b.style == "title"), None)

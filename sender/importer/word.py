@@ -92,6 +92,8 @@ def _docx_blocks(data: bytes, name: str) -> tuple[list[Block], list[Picture], li
         style = re.search(r"style: (.+?) \(Style ID", message.message)
         if style:
             styles.add(style.group(1))
+        elif message.message.startswith("Image of type"):
+            continue  # judged by its bytes instead, and said where it is (Picture.problem)
         elif message.message not in warnings:
             warnings.append(f"{name}: {message.message}")
     if styles:
