@@ -228,8 +228,6 @@ def header_text(what: str, value: str) -> str:
     return _CONTROLS.sub("", _no_breaks(what, value))
 
 
-
-
 def _check_address(what: str, address: str) -> str:
     _no_breaks(what, address)
     if not ASCII_ADDRESS.fullmatch(address):
@@ -406,7 +404,6 @@ def _fill_strict(text: str, fields: Mapping[str, str], email: str, context: Cont
 
 _TO, _SUBJECT, _MESSAGE_ID, _UNSUBSCRIBE = 0, 1, 2, 3
 _FIRST_VALUE = 4
-
 
 
 class MessageTemplate:

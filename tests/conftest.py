@@ -6,6 +6,7 @@ to install), and a skip only on a developer's machine.
 
 from __future__ import annotations
 
+import email.message
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -130,3 +131,10 @@ def cli(request: pytest.FixtureRequest) -> Cli:
     marker = request.node.get_closest_marker("cli")
     catch = marker.kwargs.get("catch_exceptions", True) if marker else True
     return Cli(lambda: request.getfixturevalue("workspace"), catch_exceptions=catch)
+
+
+def body(msg: email.message.EmailMessage, kind: str) -> str:
+    """The text of a message's ``plain`` or ``html`` part (there must be one)."""
+    part = msg.get_body((kind,))
+    assert part is not None, f"no text/{kind} part"
+    return str(part.get_content())

@@ -43,7 +43,7 @@ class Links(HTMLParser):
         super().__init__()
         self.links: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(self, _tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
             if name in ("href", "src") and value:
                 self.links.append(value)
@@ -90,8 +90,9 @@ def test_every_relative_link_resolves(sent: Path) -> None:
             assert target.is_relative_to(sent.resolve())
             checked += 1
     for feed in sent.rglob("feed.xml"):
-        for link in ET.parse(feed).getroot().iter(f"{ATOM}link"):
-            assert (feed.parent / link.get("href", "")).is_file(), f"{feed}: {link.get('href')}"
+        for element in ET.parse(feed).getroot().iter(f"{ATOM}link"):
+            href = element.get("href", "")
+            assert (feed.parent / href).is_file(), f"{feed}: {href}"
             checked += 1
     assert checked > 20
 

@@ -326,7 +326,7 @@ def test_variant_in_browser(
 ) -> None:
     issue = issues[issue_file]
     html_path = built[
-        (issue_file, audience_key(frozenset() if audience == EVERYONE else {audience}))
+        (issue_file, audience_key(frozenset() if audience == EVERYONE else frozenset({audience})))
     ]
     pages = look(context, html_path, {DESKTOP: False, EMAIL: True, PHONE: True}, tmp_path)
     found = [line for width, page in pages.items() for line in problems(page, width)]

@@ -84,7 +84,10 @@ def no_traceback(result: Result) -> None:
 
 @pytest.mark.parametrize(("shipped_stem", "seed"), sorted(SEED_FOR.items()))
 def test_seed_import_keeps_every_paragraph(
-    cli: Cli, workspace: Path, shipped_stem: str, seed: str
+    cli: Cli,
+    workspace: Path,
+    shipped_stem: str,  # noqa: ARG001 (names the case in the test id)
+    seed: str,
 ) -> None:
     issue = import_ok(cli, SEEDS / seed, workspace / "newsletters" / "imported.yaml")
     text = norm(text_part(workspace, issue))
@@ -95,7 +98,10 @@ def test_seed_import_keeps_every_paragraph(
 
 @pytest.mark.parametrize(("shipped_stem", "seed"), sorted(SEED_FOR.items()))
 def test_seed_import_matches_the_hand_written_issue(
-    cli: Cli, workspace: Path, shipped_stem: str, seed: str
+    cli: Cli,
+    workspace: Path,
+    shipped_stem: str,
+    seed: str,
 ) -> None:
     issue = import_ok(cli, SEEDS / seed, workspace / "newsletters" / "imported.yaml")
     shipped = Workspace.open(workspace).load_issue(

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import Cli
+from conftest import Cli, body
 
 from sender.ledger import Planned, SqliteLedger, by_list
 from sender.send import Eligibility
@@ -164,7 +164,7 @@ def test_a_test_send_goes_to_anyone_and_is_not_counted(cli: Cli, workspace: Path
     assert msg["To"] == "me@example.net"
     first_head = (workspace / "recipients" / "headteachers.csv").read_text("utf-8").splitlines()[1]
     first_name = first_head.split(",")[1]
-    assert f"Dear {first_name}," in msg.get_body(("plain",)).get_content()
+    assert f"Dear {first_name}," in body(msg, "plain")
     status = cli("status", BLOG)
     assert "has not been sent to anyone yet" in status.output
     rows = sqlite3.connect(workspace / "ledger.sqlite").execute(

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Cli
+from conftest import Cli, body
 
 from sender.lists import select
 from sender.workspace import Workspace
@@ -49,8 +49,8 @@ def test_send_to_every_list_gives_each_person_their_own_sections(cli: Cli, works
         assert defects == [], path.name
         assert msg.get_content_type() == "multipart/alternative"
         person = by_address[msg["To"].addresses[0].addr_spec.lower()]
-        text = msg.get_body(("plain",)).get_content()
-        html = msg.get_body(("html",)).get_content()
+        text = body(msg, "plain")
+        html = body(msg, "html")
         first = person.fields.get("first_name") or "colleagues"
         assert f"Dear {first}," in text
         assert re.search(rf"Dear {re.escape(first)},", html.replace("&#x27;", "'"))
@@ -74,7 +74,7 @@ def test_person_on_two_lists_gets_one_email_with_both_lists_sections(
     files = list(outbox(workspace, BRIEFING).glob("*.eml"))
     assert len(files) == len(selection.recipients)
     msg = parse(outbox(workspace, BRIEFING) / f"{both[0].email.lower()}.eml")
-    assert "Leadership, Leadership, Leadership!" in msg.get_body(("plain",)).get_content()
+    assert "Leadership, Leadership, Leadership!" in body(msg, "plain")
     assert "on several lists" in result.output
 
 
@@ -165,8 +165,8 @@ def test_markup_in_a_name_shows_literally(cli: Cli, workspace: Path) -> None:
     )
     assert cli("send", workspace / BLOG, "--list", "tiny", "--yes").exit_code == 0
     msg = parse(outbox(workspace, BLOG) / "bob@example.org.eml")
-    html = msg.get_body(("html",)).get_content()
+    html = body(msg, "html")
     assert "Dear &lt;b&gt;Bob&lt;/b&gt; &amp; Co," in html
     assert "<b>Bob</b>" not in html
-    assert "Dear <b>Bob</b> & Co," in msg.get_body(("plain",)).get_content()
+    assert "Dear <b>Bob</b> & Co," in body(msg, "plain")
     assert msg["To"].addresses[0].display_name == "<b>Bob</b> & Co"

@@ -152,7 +152,7 @@ class Counter(Recorder):
         self.ids: list[str] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         found = _MESSAGE_ID.search(envelope.content)
         with self.lock:
             self.ids.append(found.group(1).decode() if found else "?")
