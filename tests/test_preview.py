@@ -440,6 +440,23 @@ def raw(server: PreviewServer, data: bytes, limit: float = 5) -> bytes:
     return answer
 
 
+def good_form(server: PreviewServer) -> bytes:
+    fields = {"token": server.token, "to": "me@example.org", "audience": "headteachers"}
+    return urlencode(fields).encode()
+
+
+def post_head(server: PreviewServer, *lengths: int) -> bytes:
+    """The head of a POST of the test form from our own page, with these Content-Lengths."""
+    ours = f"127.0.0.1:{server.port}"
+    head = (
+        f"POST /send-test HTTP/1.1\r\nHost: {ours}\r\nOrigin: http://{ours}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        + "".join(f"Content-Length: {n}\r\n" for n in lengths)
+        + "\r\n"
+    )
+    return head.encode()
+
+
 def test_two_host_headers_are_refused(server: PreviewServer, workspace: Path, issue: Path) -> None:
     # Which Host counts would be up to us, and to any proxy on the way: neither is asked.
     ours, evil = f"127.0.0.1:{server.port}", "evil.example"
@@ -449,13 +466,8 @@ def test_two_host_headers_are_refused(server: PreviewServer, workspace: Path, is
         assert answer.startswith(b"HTTP/1.0 400 "), (first, second, answer[:80])
         assert b"@" not in answer
     # Two lengths for one body: which one ends it is just as ambiguous.
-    form = urlencode({"token": server.token, "to": "me@example.org"}).encode()
-    head = (
-        f"POST /send-test HTTP/1.1\r\nHost: {ours}\r\nOrigin: http://{ours}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(form)}\r\nContent-Length: 5\r\n\r\n"
-    )
-    answer = raw(server, head.encode() + form)
+    form = good_form(server)
+    answer = raw(server, post_head(server, len(form), 5) + form)
     assert answer.startswith(b"HTTP/1.0 400 "), answer[:80]
     assert not outbox_tests(workspace, issue).exists()
     assert request(server, "GET", "/version").status == 200
@@ -527,6 +539,28 @@ def test_a_request_sent_a_byte_at_a_time_has_one_deadline(impatient: PreviewServ
                 break  # reset: closed
         took = time.monotonic() - opened
     assert took <= 2 * TIMEOUT, f"a trickling client held the connection {took:.1f} s"
+
+
+def test_a_form_shorter_than_its_content_length_is_refused(
+    impatient: PreviewServer, workspace: Path, issue: Path
+) -> None:
+    form = good_form(impatient)
+    head = post_head(impatient, len(form) + 40)
+    # The rest never comes: the client waits, or says it has sent all it will.
+    for done_sending in (False, True):
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            opened = time.monotonic()
+            sock.sendall(head + form)
+            if done_sending:
+                sock.shutdown(socket.SHUT_WR)
+            closed, answer = until_closed(sock, 4 * TIMEOUT)
+            took = time.monotonic() - opened
+        assert closed is not None, f"still open after {took:.1f} s"
+        assert took <= 2 * TIMEOUT, (done_sending, took)
+        assert answer.startswith(b"HTTP/1.0 400 "), (done_sending, answer[:80])
+        assert b"shorter than its Content-Length" in answer
+    assert not outbox_tests(workspace, issue).exists()
+    assert request(impatient, "GET", "/version").status == 200
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ People's names and addresses are on these pages, so the server:
 * listens on 127.0.0.1 only, never on other interfaces;
 * gives each request ``request_timeout`` seconds (10 by default) to arrive,
   all of it, and closes the connection of a client that takes longer: one
-  that sends nothing, or a byte now and then, does not keep a thread;
+  that sends nothing, or a byte now and then, does not keep a thread; a
+  form shorter than its Content-Length is refused (400), not read in part;
 * refuses a request with two Host (or two Content-Length) headers (400):
   which one counts would be a guess, and a proxy might guess otherwise;
 * answers only requests whose Host is the address it serves (127.0.0.1:PORT
@@ -372,8 +373,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
         if not 0 <= length <= MAX_BODY:
             raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large")
-        body = self.rfile.read(length).decode("utf-8", "replace")
-        form = {k: v[-1] for k, v in parse_qs(body).items()}
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        if len(body) != length:  # the rest did not come in time, or the client stopped sending
+            self.close_connection = True
+            raise _Refused(HTTPStatus.BAD_REQUEST, "the form is shorter than its Content-Length")
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         token = form.get("token", "")
         if not hmac.compare_digest(token.encode(), self.preview.token.encode()):
             raise _Refused(
