@@ -2,7 +2,8 @@
 
 A mail client opens these directly (Thunderbird, Apple Mail, Outlook), and
 nothing needs a server. Files are written whole or not at all (temporary file
-then rename), so an interrupted run never leaves half a message.
+then rename), so an interrupted run never leaves half a message. They hold
+people's data: folders 0700, files 0600, whatever the umask.
 """
 
 from __future__ import annotations
@@ -24,31 +25,34 @@ class EmlOutbox:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._written: dict[str, str] = {}
 
     def path_for(self, recipient: str) -> Path:
-        """``<folder>/<address>.eml``, lower-cased and file-name safe on every system."""
-        stem = _UNSAFE.sub("_", recipient.lower()).strip("._") or "recipient"
-        owner = self._written.get(stem)
-        if owner is not None and owner != recipient:
-            # Two addresses that differ only in characters we had to replace:
-            # never let the second overwrite the first.
-            stem += "-" + hashlib.sha256(recipient.encode()).hexdigest()[:8]
-        self._written[stem] = recipient
+        """``<folder>/<address>.eml``, lower-cased and file-name safe on every system.
+
+        An address with characters a file name cannot hold gets a short hash of
+        itself after the name, the same in every run, so two people never share
+        a file (a%b@ and a&b@ would both be a_b@).
+        """
+        lowered = recipient.lower()
+        stem = _UNSAFE.sub("_", lowered).strip("._") or "recipient"
+        if stem != lowered:
+            stem += "-" + hashlib.sha256(lowered.encode()).hexdigest()[:8]
         return self.folder / f"{stem}.eml"
 
     def write(self, recipient: str, data: bytes) -> Path:
         path = self.path_for(recipient)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folder(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
             f.write(data)
         os.replace(tmp, path)
         return path
 
     def check(self) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            _private_folder(self.folder)
         except OSError as exc:
             raise TransportError(
                 f"cannot create the outbox folder {self.folder}: {exc.strerror or exc}. "
@@ -61,14 +65,15 @@ class EmlOutbox:
         self,
         jobs: Iterable[Job],
         *,
-        on_start: Callable[[Job], None],
+        on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
     ) -> None:
         for job in jobs:
             if stop.is_set():
                 return
-            on_start(job)
+            if on_start(job) is False:  # someone else has claimed that person
+                continue
             try:
                 path = self.write(job.envelope.recipient, job.data)
             except OSError as exc:
@@ -81,3 +86,15 @@ class EmlOutbox:
 
     def close(self) -> None:
         pass
+
+
+def _private_folder(folder: Path) -> None:
+    """Make the folder, and any missing above it, 0700: people's data is in them.
+
+    Folders that were there already are left as their owner set them."""
+    if folder.is_dir():
+        return
+    missing = [folder, *(p for p in folder.parents if not p.exists())]
+    folder.mkdir(parents=True, exist_ok=True)
+    for level in missing:
+        os.chmod(level, 0o700)
