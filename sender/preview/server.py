@@ -103,11 +103,11 @@ class _HTTPServer(ThreadingHTTPServer):
 class PreviewServer:
     """A preview of one issue at ``http://127.0.0.1:PORT/``.
 
-    ``port=0`` picks a free port (see ``.port`` / ``.url``). A request must
-    arrive within ``request_timeout`` seconds, or its connection is closed. Start it in a
+    ``port=0`` picks a free port (see ``.port`` / ``.url``). Start it in a
     thread with ``start()`` and stop it with ``stop()`` (or use it as a
     context manager), or block in ``serve_forever()``. ``check`` gives the
-    findings of ``newsletter check`` for the issue.
+    findings of ``newsletter check`` for the issue. A request must arrive
+    within ``request_timeout`` seconds, or its connection is closed.
     """
 
     def __init__(
@@ -121,10 +121,10 @@ class PreviewServer:
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.root = root.resolve()
-        self.request_timeout = request_timeout
         self.issue = issue.resolve()
         self.check = check
         self.on_error = on_error
+        self.request_timeout = request_timeout
         self.token = secrets.token_urlsafe(32)
         self.page = page_template()
         self._view: View | None = None
