@@ -9,7 +9,6 @@ placeholders show their defaults, exactly as ``newsletter build`` does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -20,6 +19,7 @@ from .audiences import key_lists, parse_key
 from .build import write_if_changed
 from .issue import Issue, slug_for
 from .ledger import read_ledger
+from .pictures import published
 from .placeholders import fill, split
 from .problems import Problem
 from .render import Renderer, long_date
@@ -98,7 +98,7 @@ def rebuild(ws: Workspace) -> ArchiveResult:
     entries, warnings = collect(ws)
     # The archive's own copy: images next to the page, no "view in browser"
     # link (this is the browser copy).
-    renderer = Renderer(dataclasses.replace(ws.config, web_url=None))
+    renderer = Renderer(dataclasses.replace(ws.config, web_url=None), pictures="archive")
     written: list[Path] = []
 
     def put(relative: str, data: bytes) -> None:
@@ -110,13 +110,15 @@ def rebuild(ws: Workspace) -> ArchiveResult:
     for entry in entries:
         pages = sorted(set(entry.keys) | set(entry.lists))
         variants = renderer.variants(entry.issue, [parse_key(k) for k in pages])
+        pictures = {}
         for key, variant in zip(pages, variants, strict=True):
             html = fill(split(variant.html, "html"), None)
             put(f"{entry.folder}/{key}.html", html.encode("utf-8"))
-        for image in _local_images(entry.issue):
-            data = image.read_bytes()
-            relative = image.relative_to(entry.issue.path.parent).as_posix()
-            put(f"{entry.folder}/{relative}", data)
+            pictures.update({p.src: p for p in variant.pictures})
+        # The prepared copies, never the originals: resized, and without the GPS
+        # position a phone writes into a photo.
+        for src, picture in sorted(pictures.items()):
+            put(f"{entry.folder}/{src}", picture.data)
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ws.config.templates_dir),
@@ -225,12 +227,21 @@ def _issue_files(ws: Workspace) -> dict[str, Path]:
     return {slug_for(p): p for p in sorted(ws.config.newsletters_dir.glob("*.yaml"))}
 
 
-def _local_images(issue: Issue) -> Iterable[Path]:
-    for section in issue.sections:
-        if section.image and "://" not in section.image.src:
-            path = (issue.path.parent / section.image.src).resolve()
-            if path.is_file() and path.is_relative_to(issue.path.parent.resolve()):
-                yield path
+__all__ = ["ArchiveResult", "Entry", "collect", "publish_pictures", "rebuild"]
 
 
-__all__ = ["ArchiveResult", "Entry", "collect", "rebuild"]
+def publish_pictures(ws: Workspace, issue: Issue) -> list[tuple[Path, str]]:
+    """Write the issue's local pictures where the archive publishes them, before a send
+    in ``hosted`` mode; each file written with the address the emails link it at."""
+    folder = ws.config.resolve(ws.config.archive)
+    renderer = Renderer(ws.config, pictures="hosted")
+    variant = renderer.variant(issue, frozenset())
+    out: list[tuple[Path, str]] = []
+    base = (ws.config.web_url or "").rstrip("/") + "/"
+    for picture in variant.pictures:
+        relative = published(issue, picture.src)
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_if_changed(target, picture.data)
+        out.append((target, base + relative))
+    return out

@@ -36,6 +36,7 @@ from .settings import (
 CONFIG_NAME = "newsletter.toml"
 INLINERS = ("css-inline", "premailer")
 TRANSPORTS = ("eml", "smtp")
+IMAGE_MODES = ("embed", "hosted")
 SECURITIES = ("starttls", "tls", "none")
 
 # What a mail header can carry; message.py builds the headers by the same rules.
@@ -174,6 +175,14 @@ class SmtpConfig:
         "in this file).",
         example="NEWSLETTER_SMTP_PASSWORD",
     )
+    allow_plain_auth: bool = setting(
+        "smtp",
+        Flag(),
+        False,
+        help='true lets the password cross the network unencrypted (security = "none" with '
+        "a username) to a server that is not on this computer; only for a link you trust.",
+        example=False,
+    )
     ca_file: Path | None = setting(  # noqa: RUF009
         "smtp",
         Location(in_workspace=True),
@@ -222,8 +231,17 @@ class SmtpConfig:
         "smtp",
         Number(float, above=0),
         30.0,
-        help="Seconds to wait for an answer from the mail server before giving up.",
+        help="Seconds the mail server has to answer each command, and to connect, greet and "
+        "log in, before we give up.",
         example=30,
+    )
+    data_timeout: float = setting(
+        "smtp",
+        Number(float, above=0),
+        600.0,
+        help="Seconds to wait for the mail server's answer once it has a whole message; "
+        "with no answer the message may have arrived, so it is not sent again.",
+        example=600,
     )
 
 
@@ -293,6 +311,14 @@ class Config:
         help='Where the archive folder is published; gives each issue its "view in browser" link.',
         example="https://news.riverside.example.org/",
     )
+    logo: str | None = setting(
+        "newsletter",
+        Text(),
+        None,
+        help="A picture file shown at the top of every issue (its alt text is the name), "
+        "relative to newsletter.toml; sent like any picture (see [images] mode).",
+        example="images/logo.png",
+    )
     unsubscribe: str | None = setting(
         "newsletter",
         Link(
@@ -352,6 +378,15 @@ class Config:
         help="The file that records who has been sent what, so a stopped send resumes "
         "without sending twice.",
         example="ledger.sqlite",
+    )
+    images_mode: str = setting(
+        "images",
+        Choice(IMAGE_MODES),
+        "embed",
+        key="mode",
+        help="embed: pictures travel inside each email (nothing to upload); hosted: the "
+        "email links them at web_url, where you publish them before sending.",
+        example="embed",
     )
     archive: Path = setting(  # noqa: RUF009
         "archive",

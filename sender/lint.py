@@ -7,9 +7,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .config import Config
 from .issue import Issue
+from .pictures import MAX_BYTES, MAX_WIDTH, WARN_BYTES, uses
 from .placeholders import fill, find, split
-from .problems import Problem, ProblemsError
+from .problems import Problem, ProblemsError, Severity
 from .render import audience_sets
 from .variant import Variant
 from .workspace import Workspace
@@ -125,6 +127,71 @@ def lint(
     return out
 
 
+def picture_problems(
+    issue: Issue, variants: Sequence[Variant], config: Config, *, file: str
+) -> list[Problem]:
+    """What a phone or a mail program will make of the issue's pictures."""
+    out: list[Problem] = []
+
+    def at(key: str, message: str, hint: str, severity: Severity = "warning") -> None:
+        line, col = issue.positions.get(key, (None, None))
+        out.append(Problem(file, line, col, message, hint, severity))
+
+    if config.images_mode == "hosted" and not config.web_url and any(v.pictures for v in variants):
+        at(
+            "title",
+            "[images] mode is hosted, but newsletter.toml has no [newsletter] web_url to "
+            "publish the pictures at",
+            'set web_url to where the archive folder is published, or use mode = "embed"',
+            "error",
+        )
+    for use in uses(issue, config.logo):
+        if use.src.startswith("http://"):
+            at(
+                use.key,
+                f"the picture {use.src} is an http: address: many mail programs block "
+                "unencrypted pictures",
+                "use https://, or save the picture in the newsletter folder",
+            )
+    for v in variants:
+        wide = [pic for pic in v.pictures if pic.mime == "image/gif" and pic.width > MAX_WIDTH]
+        for pic in wide:
+            at(
+                _key_of(issue, config, pic.src),
+                f"the picture {pic.src} is an animated GIF {pic.width} px wide: it is sent as it "
+                f"is, as animations cannot be made smaller",
+                f"save it at most {MAX_WIDTH} px wide",
+            )
+        total = sum(len(pic.data) for pic in v.pictures)
+        if total <= WARN_BYTES:
+            continue
+        biggest = max(v.pictures, key=lambda pic: len(pic.data))
+        size = f"{total / 1024 / 1024:.1f} MB"
+        where = "in each email" if v.embedded else "to download when each email is opened"
+        message = (
+            f"the {v.key} version has {size} of pictures {where}; the biggest is "
+            f"{biggest.src} ({len(biggest.data) / 1024:.0f} KB)"
+        )
+        if total > MAX_BYTES:
+            at(
+                _key_of(issue, config, biggest.src),
+                message + ": too big to send",
+                _LIGHTER,
+                "error",
+            )
+        else:
+            at(_key_of(issue, config, biggest.src), message + ": slow on a phone", _LIGHTER)
+    # Every version showing the same big picture says so once.
+    return list({(x.line, x.col, x.message): x for x in out}.values())
+
+
+_LIGHTER = "use fewer pictures, or crop them to what matters"
+
+
+def _key_of(issue: Issue, config: Config, src: str) -> str:
+    return next((u.key for u in uses(issue, config.logo) if u.src == src), "title")
+
+
 def check_issue(ws: Workspace, path: Path) -> list[Problem]:
     """Load, render every variant and lint; all problems, nothing raised."""
     try:
@@ -134,4 +201,8 @@ def check_issue(ws: Workspace, path: Path) -> list[Problem]:
         return exc.problems
     columns = ws.list_columns()
     sizes = ws.list_sizes()
-    return lint(issue, variants, file=ws.display(path), list_sizes=sizes, columns=columns)
+    file = ws.display(path)
+    return [
+        *picture_problems(issue, variants, ws.config, file=file),
+        *lint(issue, variants, file=file, list_sizes=sizes, columns=columns),
+    ]

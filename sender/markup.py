@@ -8,9 +8,11 @@ wrapped at 76 columns with URLs never broken.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
 WIDTH = 76
@@ -46,7 +48,11 @@ def nesting(source: str) -> tuple[int, int, bool]:
     return levels, line, blocks >= MAX_NESTING
 
 
-def to_html(source: str) -> str:
+# Where a picture written in Markdown is shown from, and at what size; None leaves it.
+PictureLookup = Callable[[str], "tuple[str, int, int] | None"]
+
+
+def to_html(source: str, pictures: PictureLookup | None = None) -> str:
     md = _md()
     tokens = md.parse(source)
     for token in tokens:
@@ -54,8 +60,24 @@ def to_html(source: str) -> str:
         # section becomes h3 or lower, so the heading outline stays in order.
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(6, int(token.tag[1]) + 2)}"
+        if pictures is not None and token.children:
+            for child in token.children:
+                if child.type == "image":
+                    _picture(child, pictures)
     html: str = md.renderer.render(tokens, md.options, {})
     return html.strip()
+
+
+def _picture(token: Token, pictures: PictureLookup) -> None:
+    found = pictures(str(token.attrs.get("src", "")))
+    if found is None:
+        return
+    src, width, height = found
+    token.attrSet("src", src)
+    # Real width and height: no layout jump while it loads; never wider than the column.
+    token.attrSet("width", str(width))
+    token.attrSet("height", str(height))
+    token.attrSet("style", "display:block;max-width:100%;height:auto;border:0;")
 
 
 def to_inline_html(source: str) -> str:
@@ -142,7 +164,8 @@ def _inline(node: SyntaxTreeNode) -> str:
             shown = href.removeprefix("mailto:")
             parts.append(label if label in (href, shown) else f"{label} ({shown})")
         elif kind == "image":
-            parts.append(_inline(child) or str(child.attrs.get("alt", "")))
+            alt = _inline(child) or str(child.attrs.get("alt", ""))
+            parts.append(f"[Picture: {alt}]" if alt else "[Picture]")
         else:  # em, strong, s: the words matter, not the style
             parts.append(_inline(child))
     return "".join(parts)

@@ -40,6 +40,7 @@ from email.utils import format_datetime, parseaddr
 from operator import itemgetter
 
 from .config import ASCII_ADDRESS, DOMAIN_NAME, HEADER_URL, Config
+from .pictures import Picture
 from .placeholders import PLACEHOLDER, Context, Placeholder, escape, find, split
 from .problems import Problem
 from .recipient import Recipient
@@ -406,6 +407,20 @@ _TO, _SUBJECT, _MESSAGE_ID, _UNSUBSCRIBE = 0, 1, 2, 3
 _FIRST_VALUE = 4
 
 
+def _picture_part(picture: Picture, domain: str) -> bytes:
+    """An inline picture part, base64 in 76-character lines (RFC 2045), made once per variant."""
+    body = base64.encodebytes(picture.data).replace(b"\n", CRLF)
+    name = picture.filename
+    return (
+        _fold("Content-Type", [f"{picture.mime};", f'name="{name}"'])
+        + b"Content-Transfer-Encoding: base64\r\n"
+        + f"Content-ID: <{picture.cid(domain)}>\r\n".encode("ascii")
+        + _fold("Content-Disposition", ["inline;", f'filename="{name}"'])
+        + CRLF
+        + body.rstrip(CRLF)
+    )
+
+
 class MessageTemplate:
     """One variant, prepared: ``render(recipient)`` gives that person's message as bytes."""
 
@@ -492,11 +507,23 @@ class MessageTemplate:
 
         # The CRLF before a delimiter belongs to the delimiter, not to the part.
         delimiter = f"--{self.boundary}\r\n".encode("ascii")
+        # With pictures to embed, the HTML and its pictures are one multipart/related
+        # part (RFC 2387): mail programs show them together, the text part stays light.
+        related = f"{self.boundary}_r".replace("==_r", "_r==")
+        embedded = variant.embedded and bool(variant.pictures)
         for subtype, text, kind in (
             ("plain", variant.text, "text"),
             ("html", variant.html, "html"),
         ):
             emit(delimiter if subtype == "plain" else CRLF + delimiter)
+            if subtype == "html" and embedded:
+                emit(
+                    _fold(
+                        "Content-Type",
+                        ["multipart/related;", 'type="text/html";', f'boundary="{related}"'],
+                    )
+                )
+                emit(f"\r\n--{related}\r\n".encode("ascii"))
             emit(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode("ascii"))
             emit(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
             segments = split(text, "html" if kind == "html" else "text")
@@ -512,7 +539,13 @@ class MessageTemplate:
                         index[key] = _FIRST_VALUE + len(self._values)
                         self._values.append(key)
                     emit(index[key])
-        emit(f"\r\n--{self.boundary}--\r\n".encode("ascii"))
+        if embedded:
+            for picture in variant.pictures:
+                emit(f"\r\n--{related}\r\n".encode("ascii") + _picture_part(picture, self.domain))
+            emit(f"\r\n--{related}--\r\n".encode("ascii"))
+            emit(f"--{self.boundary}--\r\n".encode("ascii"))
+        else:
+            emit(f"\r\n--{self.boundary}--\r\n".encode("ascii"))
         # render() looks the pieces up in one list, values then constants.
         holes = _FIRST_VALUE + len(self._values)
         self._constants = [piece for piece in layout if isinstance(piece, bytes)]

@@ -23,6 +23,7 @@ from .audiences import EVERYONE, audience_key, parse_key
 from .config import Config
 from .inline import engine
 from .issue import Issue
+from .pictures import Picture, PictureError, Pictures, is_local, published
 from .placeholders import Placeholder, Tokens, find
 from .problems import Problems, ProblemsError
 from .variant import Variant
@@ -64,8 +65,7 @@ def web_copy_url(config: Config, issue: Issue, audiences: frozenset[str]) -> str
     """Where the archive publishes this variant's web copy ("view in browser")."""
     if not config.web_url:
         return None
-    base = config.web_url if config.web_url.endswith("/") else config.web_url + "/"
-    return urljoin(base, f"{issue.date.year}/{issue.slug}/{audience_key(audiences)}.html")
+    return urljoin(_slash(config.web_url), published(issue, f"{audience_key(audiences)}.html"))
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,22 @@ class _Prepared:
     text: dict[str, Any]
     sections_html: list[dict[str, Any]]
     sections_text: list[dict[str, Any]]
+    # Local pictures by where they are shown: None for every version, else a section.
+    pictures: dict[int | None, dict[str, Picture]]
 
 
 class Renderer:
-    """Holds the Jinja environments and the inliner for one workspace."""
+    """Holds the Jinja environments and the inliner for one workspace.
 
-    def __init__(self, config: Config) -> None:
+    ``pictures`` says how the email reaches local pictures: "embed" (``cid:``
+    parts of the message), "hosted" (links at web_url) or "archive" (the
+    archive's own relative copies); default: ``[images] mode``.
+    """
+
+    def __init__(self, config: Config, *, pictures: str | None = None) -> None:
         self.config = config
+        self.mode = pictures or config.images_mode
+        self.pictures = Pictures(config.resolve(config.build_dir) / ".pictures")
         self.inline = engine(config.inliner)
         loader = jinja2.FileSystemLoader(config.templates_dir)
         common: dict[str, Any] = {
@@ -107,14 +116,41 @@ class Renderer:
     def _prepare(self, issue: Issue) -> _Prepared:
         tokens = Tokens()
         p = tokens.protect
+        shown: dict[int | None, dict[str, Picture]] = {}
+        problems = Problems()
+        where: int | None = None  # the section being prepared; None: every version
+
+        def picture(src: str, key: str) -> tuple[str, int, int] | None:
+            if not is_local(src):
+                return None
+            base = self.config.root if key == "logo" else issue.path.parent
+            try:
+                if not (base / src).resolve().is_relative_to(base.resolve()):
+                    folder = "newsletter.toml's folder" if key == "logo" else "the issue's folder"
+                    raise PictureError(f"the picture {src} is outside {folder}")
+                found = self.pictures.get(base / src, src)
+            except PictureError as exc:
+                line, col = issue.positions.get(key, (None, None))
+                problems.error(self._shown(issue.path), line, col, str(exc), _PICTURE_HINT)
+                return None
+            shown.setdefault(where, {})[found.src] = found
+            width, height = found.shown
+            return self._picture_url(issue, found), width, height
 
         def md(value: str | None) -> Markup | None:
-            return Markup(markup.to_html(p(value))) if value else None
+            if not value:
+                return None
+            return Markup(markup.to_html(p(value), lambda src: picture(src, md_key)))
 
         def txt(value: str | None) -> str | None:
             return markup.to_text(p(value)) if value else None
 
-        images = self._image_url
+        md_key = "intro"
+        logo = None
+        if self.config.logo:
+            found = picture(self.config.logo, "logo")
+            if found is not None:
+                logo = {"src": found[0], "width": found[1], "height": found[2]}
         html = {
             "title": p(issue.title),
             "subtitle": p(issue.subtitle) if issue.subtitle else None,
@@ -123,8 +159,10 @@ class Renderer:
             if issue.greeting
             else None,
             "intro": md(issue.intro),
-            "sign_off": md(issue.sign_off),
+            "logo": logo,
         }
+        md_key = "sign_off"
+        html["sign_off"] = md(issue.sign_off)
         text = {
             "title": p(issue.title),
             "subtitle": p(issue.subtitle) if issue.subtitle else None,
@@ -134,18 +172,23 @@ class Renderer:
         }
         sections_html = []
         sections_text = []
-        for s in issue.sections:
+        for n, s in enumerate(issue.sections):
+            where, md_key = n, f"sections[{n}].body"
+            image = None
+            if s.image:
+                found = picture(s.image.src, f"sections[{n}].image.src")
+                image = {
+                    "src": found[0] if found else s.image.src,
+                    "alt": p(s.image.alt),
+                    "href": p(s.image.href) if s.image.href else None,
+                    "width": found[1] if found else None,
+                    "height": found[2] if found else None,
+                }
             sections_html.append(
                 {
                     "heading": p(s.heading),
                     "body": md(s.body),
-                    "image": {
-                        "src": images(issue, s.image.src),
-                        "alt": p(s.image.alt),
-                        "href": p(s.image.href) if s.image.href else None,
-                    }
-                    if s.image
-                    else None,
+                    "image": image,
                     "button": {"label": p(s.button.label), "url": p(s.button.url)}
                     if s.button
                     else None,
@@ -154,22 +197,29 @@ class Renderer:
             sections_text.append(
                 {
                     "heading": p(s.heading),
+                    "picture": p(s.image.alt) if s.image else None,
                     "body": txt(s.body),
                     "button": {"label": p(s.button.label), "url": p(s.button.url)}
                     if s.button
                     else None,
                 }
             )
-        return _Prepared(tokens, html, text, sections_html, sections_text)
+        problems.raise_if_errors()
+        return _Prepared(tokens, html, text, sections_html, sections_text, shown)
 
-    def _image_url(self, issue: Issue, src: str) -> str:
-        if src.startswith(("https://", "http://")) or not self.config.web_url:
-            return src
-        # Relative images are published with the archive copy of the issue.
-        base = (
-            self.config.web_url if self.config.web_url.endswith("/") else self.config.web_url + "/"
-        )
-        return urljoin(base, f"{issue.date.year}/{issue.slug}/{src}")
+    def _shown(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.config.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _picture_url(self, issue: Issue, picture: Picture) -> str:
+        if self.mode == "embed":
+            return f"cid:{picture.cid(self.config.domain)}"
+        if self.mode == "hosted" and self.config.web_url:
+            return urljoin(_slash(self.config.web_url), published(issue, picture.src))
+        # The archive's pages sit in the issue's folder, beside its pictures.
+        return picture.src
 
     # -- per audience set ----------------------------------------------------
     def _variant(self, issue: Issue, prepared: _Prepared, audiences: frozenset[str]) -> Variant:
@@ -197,6 +247,11 @@ class Renderer:
         inline_css = "\n".join(_INLINE_STYLE.findall(mjml_source))
         mjml_source = _INLINE_STYLE.sub("", mjml_source)
         html = mjml.mjml2html(mjml_source, disable_comments=False, fonts={})
+        pictures = {
+            src: pic for at in (None, *chosen) for src, pic in prepared.pictures.get(at, {}).items()
+        }
+        if pictures:
+            html = _auto_height(html)
         html = self.inline(html, inline_css)
         restore = prepared.tokens.restore
         html = restore(html)
@@ -212,6 +267,8 @@ class Renderer:
             text=text,
             fields=frozenset(ph.field for ph in used),
             required=frozenset(ph.field for ph in used if ph.default is None),
+            pictures=tuple(pictures.values()),
+            embedded=self.mode == "embed",
         )
 
     def _context(self, issue: Issue, audiences: frozenset[str]) -> dict[str, Any]:
@@ -234,6 +291,26 @@ class Renderer:
             },
             "audiences": sorted(audiences) or [EVERYONE],
         }
+
+
+# MJML gives a picture with a height a fixed CSS height; on a phone, where the width
+# shrinks, that would stretch it. The height attribute stays (no jump while loading).
+_IMG = re.compile(r"<img\b[^>]*>")
+_FIXED_HEIGHT = re.compile(r"height:\d+px;")
+
+
+def _auto_height(html: str) -> str:
+    return _IMG.sub(lambda m: _FIXED_HEIGHT.sub("height:auto;", m[0]), html)
+
+
+_PICTURE_HINT = (
+    "check the file name and that the picture is in the newsletter folder, "
+    "saved as PNG, JPEG, GIF or WebP"
+)
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
 
 
 def _template_problem(exc: jinja2.TemplateError, templates_dir: Path) -> ProblemsError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .audiences import audience_key
+from .pictures import Picture
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Variant:
     text: str
     fields: frozenset[str]  # placeholder field names used anywhere in this variant
     required: frozenset[str]  # those used at least once without a default
+    pictures: tuple[Picture, ...] = ()  # the local pictures this version shows
+    embedded: bool = False  # they travel as cid: parts of the message (``[images] mode``)
 
     @property
     def key(self) -> str:

@@ -479,6 +479,7 @@ def test_options_in_reference_order() -> None:
         ("newsletter", "reply_to"),
         ("newsletter", "domain"),
         ("newsletter", "web_url"),
+        ("newsletter", "logo"),
         ("newsletter", "unsubscribe"),
         ("build", "inliner"),
         ("build", "out"),
@@ -486,12 +487,14 @@ def test_options_in_reference_order() -> None:
         ("send", "outbox"),
         ("send", "outbox_is_delivery"),
         ("send", "ledger"),
+        ("images", "mode"),
         ("archive", "folder"),
         ("smtp", "host"),
         ("smtp", "port"),
         ("smtp", "security"),
         ("smtp", "username"),
         ("smtp", "password_env"),
+        ("smtp", "allow_plain_auth"),
         ("smtp", "ca_file"),
         ("smtp", "connections"),
         ("smtp", "rate"),
@@ -499,6 +502,7 @@ def test_options_in_reference_order() -> None:
         ("smtp", "per_hour"),
         ("smtp", "tries"),
         ("smtp", "timeout"),
+        ("smtp", "data_timeout"),
     ]
 
 

@@ -35,7 +35,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .page import page_template, render_page
-from .view import CheckFn, View, build_view, post_test, recipients_json, show, workspace_version
+from .view import (
+    CheckFn,
+    View,
+    build_view,
+    post_test,
+    recipients_json,
+    show,
+    with_local_pictures,
+    workspace_version,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -334,6 +343,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._message(query, raw=True)
         elif path == "/recipients":
             self._json(HTTPStatus.OK, recipients_json(preview.view(), preview.issue, query))
+        elif path.startswith("/picture/"):
+            picture = preview.view().picture(path.removeprefix("/picture/"))
+            if picture is None:
+                self._text(HTTPStatus.NOT_FOUND, "no such picture in this issue")
+            else:
+                self._send(HTTPStatus.OK, picture.data, picture.mime)
         elif path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         else:
@@ -344,16 +359,20 @@ class _Handler(BaseHTTPRequestHandler):
         view = preview.view()
         audience = view.audience(query.get("audience"))
         shown = None
+        planned = None
         if view.ws is not None and audience is not None:
-            _, shown = show(view, preview.issue, audience, query.get("recipient"))
+            planned, shown = show(view, preview.issue, audience, query.get("recipient"))
         if shown is None:
             self._text(HTTPStatus.NOT_FOUND, "no message to show: see the preview page")
         elif raw:
             self._send(HTTPStatus.OK, shown.data, "text/plain; charset=us-ascii")
         else:
+            html = shown.html
+            if planned is not None and view.ws is not None:
+                html = with_local_pictures(html, planned, view.ws)
             self._send(
                 HTTPStatus.OK,
-                shown.html.encode("utf-8"),
+                html.encode("utf-8"),
                 "text/html; charset=utf-8",
                 {"Content-Security-Policy": MESSAGE_CSP},
             )

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -26,6 +27,7 @@ from ..audiences import audience_key
 from ..config import CONFIG_NAME
 from ..lists import select
 from ..message import MessageTemplate
+from ..pictures import Picture, published
 from ..problems import Problem, ProblemsError, Severities
 from ..recipient import Recipient, address_key
 from ..send import SendPlan, plan_send
@@ -70,6 +72,13 @@ def _watched(root: Path, issue: Path) -> Iterable[Path]:
     if templates.is_dir():
         yield from sorted(p for p in templates.rglob("*") if p.is_file())
     yield from sorted((root / "recipients").glob("*.csv"))
+    # Pictures: saving a new version of one shows it at once.
+    for folder in (root / "newsletters", root / "images"):
+        if folder.is_dir():
+            yield from sorted(p for p in folder.rglob("*") if p.suffix.lower() in _PICTURES)
+
+
+_PICTURES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 
 
 def workspace_version(root: Path, issue: Path) -> str:
@@ -164,6 +173,12 @@ class View(Severities):
     plans: dict[frozenset[str], Plan] = field(default_factory=dict)
     messages: dict[tuple[frozenset[str], str], Shown] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The prepared local pictures shown so far, by digest: the only files served.
+    pictures: dict[str, Picture] = field(default_factory=dict)
+
+    def picture(self, digest: str) -> Picture | None:
+        with self.lock:
+            return self.pictures.get(digest)
 
     def _problems(self) -> list[Problem]:
         return self.findings
@@ -238,6 +253,9 @@ def plan_for(view: View, issue: Path, audience: Audience) -> Plan:
             made = Plan(None, people, [Problem(CONFIG_NAME, None, None, str(exc))])
         else:
             made = Plan(plan, people, [], template)
+            with view.lock:
+                for variant in plan.variants.values():
+                    view.pictures.update({pic.digest: pic for pic in variant.pictures})
     with view.lock:
         return view.plans.setdefault(audience.lists, made)
 
@@ -388,3 +406,19 @@ def post_test(view: View, issue: Path, form: dict[str, str]) -> tuple[HTTPStatus
         return HTTPStatus.CONFLICT, TestResult(False, reason, ws.config.transport)
     result = send_test(ws, planned.plan, person, to)
     return HTTPStatus.OK, result
+
+
+def with_local_pictures(html: str, planned: Plan, ws: Workspace) -> str:
+    """The message's HTML with its pictures (``cid:`` parts, or hosted addresses not yet
+    published) pointing at the preview's own copies, so the page shows them as they
+    will arrive."""
+    if planned.template is None or planned.plan is None:
+        return html
+    issue = planned.plan.issue
+    web = ws.config.web_url or ""
+    for pic in planned.template.variant.pictures:
+        local = f"/picture/{pic.digest}"
+        html = html.replace(f"cid:{pic.cid(ws.config.domain)}", local)
+        if web:
+            html = html.replace(urljoin(web.rstrip("/") + "/", published(issue, pic.src)), local)
+    return html

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from .eligibility import Eligibility, Standing, ledger_states, standing
 from .plan import SendPlan, outbox_folder, plan_send
-from .session import PreflightError, SendReport, open_transport_for, send
+from .session import PicturesNotPublished, PreflightError, SendReport, open_transport_for, send
 from .testsend import NotOnList, TestReport, send_test, stand_in
 
 __all__ = [
     "Eligibility",
     "NotOnList",
+    "PicturesNotPublished",
     "PreflightError",
     "SendPlan",
     "SendReport",

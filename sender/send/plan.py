@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..audiences import audience_key
 from ..issue import Issue
+from ..lint import picture_problems
 from ..lists import Selection, select
 from ..message import MessageTemplate, check_fields, send_date
 from ..problems import Problem, ProblemsError
@@ -71,6 +72,15 @@ def plan_send(ws: Workspace, issue_path: Path, lists: Sequence[str]) -> SendPlan
     )
     if missing:
         raise ProblemsError(missing)
+    too_big = [
+        p
+        for p in picture_problems(
+            issue, list(variants.values()), ws.config, file=ws.display(issue.path)
+        )
+        if p.severity == "error"
+    ]
+    if too_big:
+        raise ProblemsError(too_big)
     return SendPlan(issue, selection, variants, send_date(), selection.warnings)
 
 

@@ -11,10 +11,12 @@ sent anything updates the archive, whoever called it.
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ..archive import ArchiveResult, rebuild
+from ..archive import ArchiveResult, publish_pictures, rebuild
 from ..audiences import audience_key
 from ..issue import Issue
 from ..ledger import Holder, Ledger, LedgerError, Planned, SendRecord, Snapshot, open_ledger
@@ -33,6 +35,48 @@ UNBUILDABLE = (ValueError, UnicodeError, LookupError)
 
 class PreflightError(TransportError):
     """The transport cannot work (server, TLS, password, folder): nothing was sent."""
+
+
+class PicturesNotPublished(PreflightError):
+    """In ``hosted`` mode, pictures the emails link to do not answer at web_url yet."""
+
+
+def check_published(plan: SendPlan, ws: Workspace, *, timeout: float = 10.0) -> None:
+    """``hosted`` pictures are written where the archive publishes them, then asked for
+    at web_url (HTTP HEAD): every one must answer 200 with a picture, or nobody is sent
+    to, since everyone would see it broken."""
+    if ws.config.images_mode != "hosted":
+        return
+    if not any(v.pictures for v in plan.variants.values()):
+        return
+    written = publish_pictures(ws, plan.issue)
+    missing = [(path, url, why) for path, url in written if (why := _answers(url, timeout))]
+    if not missing:
+        return
+    lines = "\n".join(f"  {url} ({why})" for _, url, why in missing)
+    folder = ws.display(missing[0][0].parent)
+    raise PicturesNotPublished(
+        f"{len(missing)} picture(s) are not on the web yet, so every email would show them "
+        f"broken:\n{lines}\nThey are saved in {folder}/: upload the archive folder "
+        f"({ws.display(ws.config.resolve(ws.config.archive))}/) to {ws.config.web_url}, "
+        'then send again. (Or set [images] mode = "embed" to send them inside the emails.)'
+    )
+
+
+def _answers(url: str, timeout: float) -> str | None:
+    """None when ``url`` answers 200 with a picture; else what it answered."""
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            kind = response.headers.get_content_type()
+            if response.status != 200:
+                return f"answered {response.status}"
+            return None if kind.startswith("image/") else f"answered with {kind}, not a picture"
+    except urllib.error.HTTPError as exc:
+        return f"answered {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"could not be reached: {reason}"
 
 
 @dataclass
@@ -99,6 +143,7 @@ def send(
     before the first; ``on_done(email, outcome)`` after each. The workspace's
     ledger is used unless ``ledger`` is given.
     """
+    check_published(plan, ws)
     preflight(transport)
     run = _Run(
         plan, ws, transport, target, rule or Eligibility(), limit, stop, on_snapshot, on_done
