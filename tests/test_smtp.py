@@ -86,10 +86,11 @@ class Run:
     seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_start(self, j: Job) -> None:
+    def on_start(self, j: Job) -> bool:
         with self.lock:
             assert j.key not in self.done, "started again after its outcome"
             self.started.append(j.key)
+        return True
 
     def on_done(self, j: Job, outcome: Outcome) -> None:
         with self.lock:
@@ -119,7 +120,7 @@ def send(t: SmtpTransport, jobs: Iterable[Job], stop: threading.Event | None = N
 
 
 def authenticator(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    _server: Any, _session: Any, _envelope: Any, _mechanism: str, auth_data: Any
 ) -> AuthResult:
     ok = (
         isinstance(auth_data, LoginPassword)
@@ -305,7 +306,7 @@ def test_received_messages_are_what_the_eml_outbox_writes(tmp_path: Path) -> Non
     jobs = [Job(tmpl.envelope(p), tmpl.render(p), key=p.email) for p in people]
     outbox = EmlOutbox(tmp_path / "outbox")
     outbox.send_all(
-        jobs, on_start=lambda j: None, on_done=lambda j, o: None, stop=threading.Event()
+        jobs, on_start=lambda _: True, on_done=lambda _j, _o: None, stop=threading.Event()
     )
     handler = Recorder()
     with aiosmtpd(handler) as port:
@@ -563,6 +564,45 @@ def test_server_silent_mid_session_times_out_and_defers(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Someone else's: on_start answering False
+
+
+def test_a_job_claimed_elsewhere_is_skipped_without_an_outcome(tmp_path: Path) -> None:
+    claimed = {1, 3}
+    run = Run()
+
+    def on_start(j: Job) -> bool:
+        run.on_start(j)
+        return j.key not in claimed
+
+    handler = Recorder()
+    with aiosmtpd(handler) as port:
+        t = transport(config(port, connections=2))
+        t.send_all(
+            [job(n) for n in range(5)],
+            on_start=on_start,
+            on_done=run.on_done,
+            stop=threading.Event(),
+        )
+    assert sorted(run.done) == [0, 2, 4]
+    assert run.states() == {"sent": 3}
+    assert sorted(handler.by_recipient()) == [f"person{n}@example.net" for n in (0, 2, 4)]
+
+    outbox = EmlOutbox(tmp_path / "outbox")
+    done: list[object] = []
+    outbox.send_all(
+        [job(n) for n in range(5)],
+        on_start=lambda j: j.key not in claimed,
+        on_done=lambda j, _o: done.append(j.key),
+        stop=threading.Event(),
+    )
+    assert done == [0, 2, 4]
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == [
+        f"person{n}@example.net.eml" for n in (0, 2, 4)
+    ]
+
+
+# ---------------------------------------------------------------------------
 # Pool, laziness, stopping, errors
 
 
@@ -617,10 +657,11 @@ def test_stop_while_waiting_to_try_again_defers_at_once(tmp_path: Path) -> None:
     stop = threading.Event()
     run = Run()
 
-    def on_start(j: Job) -> None:
+    def on_start(j: Job) -> bool:
         run.on_start(j)
         if len(run.started) == 3:
             stop.set()
+        return True
 
     with sink(tmp_path, "-r", "RCPT") as s:
         t = SmtpTransport(config(s.port, tries=5), password=None, backoff=30.0)

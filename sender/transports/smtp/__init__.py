@@ -122,7 +122,7 @@ class SmtpTransport:
         self,
         jobs: Iterable[Job],
         *,
-        on_start: Callable[[Job], None],
+        on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
     ) -> None:

@@ -18,7 +18,9 @@ What happens to a message:
 
 ``on_start`` is called just before ``MAIL FROM`` of each attempt and
 ``on_done`` once per message with its final outcome, from the worker threads.
-A job read from the iterable but never started (because of a stop) gets
+When ``on_start`` answers False (someone else has claimed that person) the
+message is dropped without ``on_done`` and the worker takes the next one. A
+job read from the iterable but never started (because of a stop) gets
 neither: it was never handed to the server.
 """
 
@@ -181,7 +183,7 @@ class Pool:
         self,
         jobs: Iterable[Job],
         *,
-        on_start: Callable[[Job], None],
+        on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
     ) -> None:
@@ -245,7 +247,7 @@ class Pool:
         self,
         number: int,
         work: _Work,
-        on_start: Callable[[Job], None],
+        on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
     ) -> None:
@@ -288,7 +290,12 @@ class Pool:
                     work.release(item, 0.0)
                     item = None
                     continue
-                on_start(item.job)
+                # Only False skips: a caller answering None still sends, as before.
+                if on_start(item.job) is False:
+                    item.finished = True  # someone else's now: no outcome from us
+                    work.release(item)
+                    item = None
+                    continue
                 item.attempts += 1
                 item.started = True
                 try:
