@@ -1,6 +1,7 @@
-"""Real SMTP servers on 127.0.0.1 for the tests: aiosmtpd in-process and
-Postfix's smtp-sink as a subprocess. Each is a context manager, so the test
-that starts a server stops it, by its own handle, whatever happens."""
+"""Real SMTP servers on 127.0.0.1 for the tests: aiosmtpd in-process,
+Postfix's smtp-sink as a subprocess, and a slow one on plain sockets. Each is a
+context manager, so the test that starts a server stops it, by its own handle,
+whatever happens."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,115 @@ def sink(tmp_path: Path, *flags: str) -> Iterator[Sink]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class SlowServer:
+    """A small SMTP server on plain sockets, slow where aiosmtpd cannot be made so.
+
+    ``trickle``: answer ``trickle_at`` (the greeting, or a command such as
+    ``"MAIL"``) with a continuation line every that many seconds, and never the
+    last line. ``answer_after``: seconds before the reply to the final "."
+    (None: no reply; the connection stays open until the server stops).
+    ``hang_up``: close the connection after the final "." instead of answering.
+    ``messages`` holds the data of every message whose final "." arrived.
+    """
+
+    def __init__(
+        self,
+        *,
+        trickle: float | None = None,
+        trickle_at: str = "greeting",
+        answer_after: float | None = 0.0,
+        hang_up: bool = False,
+    ) -> None:
+        self.trickle = trickle
+        self.trickle_at = trickle_at.encode()
+        self.answer_after = answer_after
+        self.hang_up = hang_up
+        self.messages: list[bytes] = []
+        self.connections = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> SlowServer:
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stopping.set()
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.listener.close()
+        self._accepting.join(5)
+        with self._lock:
+            for s in self._sockets:
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            threads = list(self._threads)
+        for t in threads:
+            t.join(5)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            with self._lock:
+                self.connections += 1
+                self._sockets.append(conn)
+                self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines, suppress(OSError):
+            self._converse(conn, lines)
+
+    def _converse(self, conn: socket.socket, lines: Any) -> None:
+        if self.trickle_at == b"greeting" and self._trickled(conn, b"220"):
+            return
+        conn.sendall(b"220 slow.test ESMTP\r\n")
+        for line in lines:
+            verb = line[:4].upper()
+            if verb == self.trickle_at and self._trickled(conn, b"250"):
+                return
+            if verb == b"EHLO":
+                conn.sendall(b"250-slow.test\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                data = b""
+                while (got := lines.readline()) != b".\r\n":
+                    if not got:
+                        return  # the client went away mid-message: not a message
+                    data += got
+                with self._lock:
+                    self.messages.append(data)
+                if self.hang_up:
+                    return
+                if self.answer_after is None:
+                    self._stopping.wait()
+                    return
+                if self._stopping.wait(self.answer_after):
+                    return
+                conn.sendall(b"250 2.0.0 Ok: queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            elif verb in (b"HELO", b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            else:
+                conn.sendall(b"502 5.5.2 Not implemented\r\n")
+
+    def _trickled(self, conn: socket.socket, code: bytes) -> bool:
+        """Trickle a reply that never ends, until the server stops (if trickling)."""
+        if self.trickle is None:
+            return False
+        while not self._stopping.wait(self.trickle):
+            conn.sendall(code + b"-slow.test still working on it\r\n")
+        return True

@@ -8,7 +8,7 @@ import ssl
 
 from ...config import SmtpConfig
 
-__all__ = ["Failure", "address", "explain", "reply_text"]
+__all__ = ["Failure", "Overdue", "address", "explain", "reply_text"]
 
 _CERT_UNTRUSTED = {2, 18, 19, 20, 21, 27}  # OpenSSL verify codes: unknown issuer, self-signed…
 _CERT_WRONG_NAME = {62, 64}  # hostname / IP address mismatch
@@ -21,6 +21,15 @@ class Failure(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+
+
+class Overdue(TimeoutError):
+    """A reply did not come whole before its deadline. ``heard``: the start of
+    what the server did send of it (empty: nothing at all)."""
+
+    def __init__(self, heard: bytes) -> None:
+        super().__init__("timed out")
+        self.heard = heard
 
 
 def reply_text(msg: bytes | str) -> str:
@@ -54,6 +63,15 @@ def explain(exc: BaseException, config: SmtpConfig) -> Failure:
         exc.__context__, TimeoutError
     ):
         exc = exc.__context__  # smtplib's word for a reply that never came
+    if isinstance(exc, Overdue) and exc.heard:
+        said = reply_text(exc.heard.split(b"\n")[0])
+        return Failure(
+            f"the mail server {where} is not answering properly: it began a reply "
+            f"('{said}' …) but did not finish it within {c.timeout:g} s. Check [smtp] host "
+            "and port are those of your mail server (587 for STARTTLS, 465 for TLS); if "
+            "they are, tell whoever runs the server, or raise [smtp] timeout if it is "
+            "just slow"
+        )
     if isinstance(exc, TimeoutError):
         hint = ""
         if c.security == "starttls" and c.port == 465:

@@ -12,9 +12,13 @@ What happens to a message:
 * 5xx at any step: ``failed``, not tried again; ``RSET`` and carry on.
 * 4xx: tried again within the run after a backoff (1 s, 2 s, 4 s, … by
   default), up to ``tries`` attempts, then ``deferred``; ``RSET`` and carry on.
-* The connection drops (no reply, a 421, a socket error or a timeout): the
-  connection is opened again and the message tried again, counting as an
-  attempt; ``deferred`` when the tries run out.
+* The connection drops (no reply, a 421, a socket error or a timeout) before
+  the whole message is with the server: the connection is opened again and
+  the message tried again, counting as an attempt; ``deferred`` when the
+  tries run out.
+* No answer to the final "." within ``data_timeout`` (or the connection drops
+  while waiting for it): ``unknown``, as the message may have arrived; not
+  tried again, and the connection is closed.
 
 ``on_start`` is called just before ``MAIL FROM`` of each attempt and
 ``on_done`` once per message with its final outcome, from the worker threads.
@@ -299,7 +303,7 @@ class Pool:
                 item.attempts += 1
                 item.started = True
                 try:
-                    outcome = deliver(smtp, item.job)
+                    outcome = deliver(smtp, item.job, data_timeout=self.config.data_timeout)
                     retry = outcome.state == "deferred"
                     if smtp.sock is None:  # closed after a failed RSET
                         smtp = None

@@ -5,20 +5,34 @@ Per message, on a connection already greeted, secured and logged in:
 PIPELINING), then the message bytes, dot-stuffed, and the final reply. The
 bytes are sent as they are: no per-message line-ending pass as in
 ``smtplib.sendmail``.
+
+Waiting is bounded by deadlines, not only per read, so a server that trickles
+a line now and then cannot hold a send for ever: opening a connection (connect,
+greeting, EHLO, STARTTLS, login) has ``timeout`` seconds in all, and each reply
+``timeout`` seconds, but the reply to the final "." ``data_timeout`` seconds
+(RFC 5321 4.5.3.2.6: ten minutes), since the server may be checking the
+message. When that reply never comes the message may have arrived: its outcome
+is ``unknown``, and it is not sent again.
 """
 
 from __future__ import annotations
 
 import base64
+import io
+import math
 import smtplib
 import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ...config import SmtpConfig
 from ..base import Job, Outcome
-from .explain import Failure, address, explain, reply_text
+from .explain import Failure, Overdue, address, explain, reply_text
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "Dropped",
@@ -35,6 +49,7 @@ __all__ = [
 Log = Callable[[str], None]
 
 _REDACTED = "********"
+_HEARD = 80  # bytes of a reply kept, to quote when it never ends
 
 
 class Dropped(Exception):
@@ -46,16 +61,59 @@ class Dropped(Exception):
         self.reason = reason
 
 
+class _Replies(io.RawIOBase):
+    """The socket as smtplib reads replies from it, each read cut off at the
+    session's deadline for the reply (a socket timeout alone is per read)."""
+
+    def __init__(self, session: Session, sock: socket.socket) -> None:
+        super().__init__()
+        self._session = session
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        session = self._session
+        left = session.reply_deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
+            got = self._sock.recv_into(buffer)
+        except TimeoutError:
+            raise Overdue(session.heard) from None
+        if len(session.heard) < _HEARD:
+            session.heard = (session.heard + bytes(memoryview(buffer)[:got]))[:_HEARD]
+        return got
+
+
 class Session(smtplib.SMTP):
-    """smtplib's session, with each line of the conversation logged, AUTH redacted."""
+    """smtplib's session, with each line of the conversation logged, AUTH redacted,
+    and each reply read within a deadline."""
 
     def __init__(self, *, log: Log | None, **kwargs: object) -> None:
         self.log = log
         self._in_auth = False
         self.last_used = time.monotonic()
+        self.setup_deadline = math.inf  # while opening: when the whole set-up must be done
+        self.reply_deadline = math.inf  # while reading a reply: when it must be whole
+        self.heard = b""  # the start of the reply being read
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
+    def _within(self) -> float:
+        """The socket timeout for a step now: ``timeout``, or less near the set-up deadline."""
+        return max(min(self.timeout, self.setup_deadline - time.monotonic()), 1e-3)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's hook (not in its type stubs): connecting and, for implicit TLS,
+        # the handshake count towards the set-up deadline.
+        get: Callable[[str, int, float], socket.socket] = super()._get_socket  # type: ignore[misc]
+        return get(host, port, min(timeout, self._within()))
+
     def send(self, s: str | bytes) -> None:  # type: ignore[override]
+        if self.sock is not None:
+            self.sock.settimeout(self._within())
         if self.log is not None:
             text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
             for line in text.removesuffix("\r\n").split("\r\n"):
@@ -69,7 +127,23 @@ class Session(smtplib.SMTP):
         super().send(s)
 
     def getreply(self) -> tuple[int, bytes]:
-        code, msg = super().getreply()
+        return self.reply_within(self.timeout)
+
+    def reply_within(self, seconds: float) -> tuple[int, bytes]:
+        """The next reply, whole within ``seconds`` (and the set-up deadline).
+
+        Raises SMTPServerDisconnected, from Overdue when the time ran out.
+        """
+        self.reply_deadline = min(self.setup_deadline, time.monotonic() + seconds)
+        self.heard = b""
+        if self.file is None and self.sock is not None:
+            self.file = io.BufferedReader(_Replies(self, self.sock))
+        try:
+            code, msg = super().getreply()
+        finally:
+            self.reply_deadline = math.inf
+            if self.sock is not None:  # for what is sent next (and a STARTTLS handshake)
+                self.sock.settimeout(self._within())
         if self.log is not None:
             lines = msg.split(b"\n")
             for n, line in enumerate(lines):
@@ -114,6 +188,7 @@ def open_session(
     # constructor sets (and the constructor would connect before we could
     # tell a refusal from a bad greeting).
     smtp._host = c.host  # type: ignore[attr-defined]
+    smtp.setup_deadline = time.monotonic() + c.timeout
     try:
         code, msg = smtp.connect(c.host, c.port)
         if code != 220:
@@ -143,6 +218,7 @@ def open_session(
             log(f"* TLS ({_tls_version(smtp)})")
         if c.username:
             _login(smtp, c, password)
+        smtp.setup_deadline = math.inf
         smtp.last_used = time.monotonic()
         return smtp
     except Failure:
@@ -258,8 +334,10 @@ def _is_354(code: int) -> bool:
     return code == 354
 
 
-def deliver(smtp: Session, job: Job) -> Outcome:
-    """One message on an open session. Raises Dropped when the connection goes."""
+def deliver(smtp: Session, job: Job, *, data_timeout: float) -> Outcome:
+    """One message on an open session. Raises Dropped when the connection goes
+    before the message is whole with the server; after that, no answer within
+    ``data_timeout`` seconds is the outcome ``unknown``."""
     env = job.envelope
     data = job.data
     try:
@@ -313,8 +391,7 @@ def deliver(smtp: Session, job: Job) -> Outcome:
             smtp.log("> .")
         assert smtp.sock is not None
         smtp.sock.sendall(dot_stuff(data) + b".\r\n")
-        reply = smtp.getreply()
-        return _expect(reply, _is_2xx) or Outcome("sent", reply[0], reply_text(reply[1]))
+        return _answer_to_data(smtp, data_timeout)
     except (smtplib.SMTPException, OSError) as exc:
         # SMTPServerDisconnected, a socket error or a timeout (both OSError).
         smtp.close()
@@ -324,6 +401,37 @@ def deliver(smtp: Session, job: Job) -> Outcome:
         raise
     finally:
         smtp.last_used = time.monotonic()
+
+
+def _answer_to_data(smtp: Session, seconds: float) -> Outcome:
+    """The reply to the final ".": the message is with the server now, so a
+    missing answer means it may have arrived (``unknown``), never a retry."""
+    try:
+        code, msg = smtp.reply_within(seconds)
+    except (smtplib.SMTPException, OSError) as exc:
+        smtp.close()  # what the server says next, if anything, would be out of step
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            why = f"gave no answer within {seconds:g} s of the end of the message"
+        else:
+            why = f"closed the connection before answering ({exc or type(exc).__name__})"
+        if smtp.log is not None:
+            smtp.log(f"* the server {why}")
+        return _unanswered(f"the mail server took the message but {why}")
+    if 200 <= code < 600:
+        return _expect((code, msg), _is_2xx) or Outcome("sent", code, reply_text(msg))
+    smtp.close()
+    return _unanswered(
+        f"the mail server took the message but its answer was not SMTP ('{reply_text(msg)}')"
+    )
+
+
+def _unanswered(what: str) -> Outcome:
+    return Outcome(
+        "unknown",
+        None,
+        f"{what}; it may have arrived, so it was not sent again. Ask the recipient "
+        "or the server's administrator before sending it to them again",
+    )
 
 
 # -- between messages, and the end ----------------------------------------------
