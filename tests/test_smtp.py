@@ -35,7 +35,7 @@ from sender.problems import ProblemsError
 from sender.recipient import Recipient
 from sender.transports import Job, Outcome, TransportError
 from sender.transports.eml import EmlOutbox
-from sender.transports.smtp import RateLimiter, SmtpTransport
+from sender.transports.smtp import RateLimiter, SmtpTransport, from_config
 from sender.variant import Variant
 
 USER = "comms"
@@ -663,6 +663,40 @@ def test_a_trickling_reply_to_a_command_is_cut_off_and_tried_again() -> None:
     assert run.attempts(1) == 2
     assert server.messages == []
     assert 2.0 <= run.seconds < 4.0
+
+
+# ---------------------------------------------------------------------------
+# A password in clear only to this computer, or when allowed
+
+
+@pytest.mark.parametrize("host", ["mail.riverside.example.org", "192.0.2.2", "::2", "127.ex"])
+def test_login_without_encryption_is_refused_before_connecting(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+    cfg = config(free_port(), host=host, security="none", username=USER)
+    for attempt in (lambda: from_config(cfg), transport(cfg, password=PASSWORD).check):
+        with pytest.raises(TransportError) as caught:
+            attempt()
+        said = str(caught.value)
+        assert f"the password would cross the network to {host} unencrypted" in said
+        assert 'Use security = "starttls" (port 587) or "tls" (port 465)' in said
+        assert "allow_plain_auth = true" in said
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "localhost", "LocalHost.", "::1"])
+def test_login_without_encryption_to_this_computer_is_allowed(host: str) -> None:
+    t = transport(config(free_port(), host=host, username=USER), password=PASSWORD)
+    with pytest.raises(TransportError) as caught:  # nothing listens: it tried to connect
+        t.check()
+    assert "unencrypted" not in str(caught.value)
+
+
+def test_allow_plain_auth_lets_a_login_go_unencrypted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+    cfg = config(25, host="no-such-host.invalid", username=USER, allow_plain_auth=True)
+    with pytest.raises(TransportError, match=r"cannot find the mail server 'no-such-host"):
+        from_config(cfg).check()
 
 
 # ---------------------------------------------------------------------------

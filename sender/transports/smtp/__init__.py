@@ -6,6 +6,7 @@ send, ``ratelimit`` paces them and ``explain`` words what goes wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -56,10 +57,11 @@ class SmtpTransport:
     # -- set-up -----------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Everything that needs no network: password present, CA file readable."""
+        """Everything that needs no network: password present and safe, CA file readable."""
         if self._ready:
             return
         c = self.config
+        _refuse_plain_login(c)
         if c.username and not self._password:
             raise TransportError(
                 f"[smtp] username is set to '{c.username}' but there is no password: set "
@@ -146,6 +148,7 @@ def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:
     The password lives only in the variable named by ``password_env``: never
     in a file, never printed, never logged.
     """
+    _refuse_plain_login(config)
     password = os.environ.get(config.password_env) if config.username else None
     if config.username and not password:
         raise TransportError(
@@ -154,3 +157,26 @@ def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:
             f"(export {config.password_env}=…) and run the command again; nothing was sent."
         )
     return SmtpTransport(config, password=password, log=log)
+
+
+def _refuse_plain_login(config: SmtpConfig) -> None:
+    """A login over an unencrypted connection only to this computer, or when allowed."""
+    c = config
+    if c.security != "none" or not c.username or c.allow_plain_auth or _is_loopback(c.host):
+        return
+    raise TransportError(
+        f'[smtp] security = "none" with a username: the password would cross the network '
+        f"to {c.host} unencrypted, for anyone on the way to read. Use security = "
+        '"starttls" (port 587) or "tls" (port 465), or set allow_plain_auth = true in '
+        "[smtp] if this really is a trusted link; nothing was sent"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: a server on this computer (no name is looked up)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
