@@ -38,10 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_message import recipients, synthetic_variant  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 from PIL.ExifTags import IFD  # noqa: E402
 
-from bench_message import recipients, synthetic_variant  # noqa: E402
 from sender.config import Config  # noqa: E402
 from sender.message import MessageTemplate  # noqa: E402
 from sender.pictures import Pictures  # noqa: E402
