@@ -225,14 +225,14 @@ def ours_ledger_off(ws_dir: Path, plan: SendPlan, connections: int) -> Result:
         outcomes: dict[str, int] = {}
         lock = threading.Lock()
 
-        def done(job: Job, outcome: Outcome) -> None:
+        def done(_job: Job, outcome: Outcome) -> None:
             with lock:
                 outcomes[outcome.state] = outcomes.get(outcome.state, 0) + 1
 
         try:
             transport.send_all(
                 lazy_jobs(plan, ws),
-                on_start=lambda job: None,
+                on_start=lambda _job: True,
                 on_done=done,
                 stop=threading.Event(),
             )

@@ -176,12 +176,12 @@ def ours(tmpl: MessageTemplate, n: int, connections: int) -> Callable[[int], Non
         outcomes: dict[str, int] = {}
         lock = threading.Lock()
 
-        def done(job: Job, outcome: Outcome) -> None:
+        def done(_job: Job, outcome: Outcome) -> None:
             with lock:
                 outcomes[outcome.state] = outcomes.get(outcome.state, 0) + 1
 
         transport.send_all(
-            jobs(tmpl, n), on_start=lambda job: None, on_done=done, stop=threading.Event()
+            jobs(tmpl, n), on_start=lambda _job: True, on_done=done, stop=threading.Event()
         )
         if outcomes.get("sent") != n:
             print(f"WARNING: outcomes {outcomes}", file=sys.stderr)
