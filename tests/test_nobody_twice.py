@@ -34,6 +34,7 @@ from servers import Recorder, aiosmtpd
 
 from sender.cli import cli
 from sender.ledger import LedgerFull, Planned, SqliteLedger
+from sender.ledger.schema import VERSION
 from sender.lists import select
 from sender.send import Eligibility
 from sender.transports import Outcome
@@ -343,7 +344,7 @@ def test_an_old_ledger_is_merged_to_one_row_per_person_and_outbox_sends_become_r
         assert scopes == {1: ("smtp", "delivery"), 2: ("eml", "rehearsal")}
     finally:
         ledger.close()
-    assert db_rows(path, "PRAGMA user_version") == [(2,)]
+    assert db_rows(path, "PRAGMA user_version") == [(VERSION,)]  # brought to the newest
     rows = db_rows(
         path, "SELECT issue, email, address, state FROM deliveries ORDER BY issue, email"
     )

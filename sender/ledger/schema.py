@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ..recipient import address_key
 from ..transports.base import DELIVERY_STATES
 
-VERSION = 2
+VERSION = 3
 REHEARSAL = "#rehearsal"  # suffix of the issue column for outbox rehearsals
 
 _STATES = ", ".join(f"'{s}'" for s in DELIVERY_STATES)
@@ -153,7 +153,46 @@ def _to_v2(db: sqlite3.Connection) -> None:
     )
 
 
-STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2}
+_V3 = (
+    # Which relay took each message: the daily quota is counted per relay account.
+    "ALTER TABLE deliveries ADD COLUMN relay TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX deliveries_relay_sent ON deliveries (relay, updated) WHERE state = 'sent'",
+    # Who must not be sent to, and why: a hard bounce, repeated soft bounces, an
+    # unsubscribe (for the lists in its token; '' = every list), or by hand.
+    """CREATE TABLE suppressions (
+        email TEXT NOT NULL,
+        lists TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL,
+        code TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        issue TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        at TEXT NOT NULL,
+        PRIMARY KEY (email, lists)
+    )""",
+    # Every bounce read, once: soft ones suppress after several on different issues.
+    """CREATE TABLE bounces (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        issue TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
+        code TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        at TEXT NOT NULL
+    )""",
+    # Mail already read from the bounce and unsubscribe mailbox: reading is idempotent.
+    "CREATE TABLE inbox_seen (key TEXT PRIMARY KEY, what TEXT NOT NULL, at TEXT NOT NULL)",
+)
+
+
+def _to_v3(db: sqlite3.Connection) -> None:
+    """Relays, suppressions, bounces and the inbox's memory."""
+    for statement in _V3:
+        db.execute(statement)
+
+
+STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 
 def migrate(db: sqlite3.Connection) -> list[int]:
