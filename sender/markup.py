@@ -2,7 +2,12 @@
 
 The plain-text part is written from the Markdown itself, not scraped from the
 HTML: headings set apart, bullets kept, links as ``label (url)``, paragraphs
-wrapped at 76 columns with URLs never broken.
+wrapped at 76 columns with URLs never broken, tables as aligned columns.
+
+Tables are GitHub-style (``| Date | Event |`` over ``|---|---|``). In the email
+each is a data table whose header cells say ``scope="col"``, styled inline (no
+template change), inside a box that scrolls sideways within the column when a
+phone is too narrow for it, so the page itself never does.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -24,10 +30,52 @@ MAX_NESTING = 20
 
 @lru_cache(maxsize=1)
 def _md() -> MarkdownIt:
-    # CommonMark with raw HTML off: text in the YAML is data, never markup.
-    return MarkdownIt(
+    # CommonMark with raw HTML off: text in the YAML is data, never markup; and tables.
+    md = MarkdownIt(
         "commonmark", {"html": False, "typographer": False, "maxNesting": MAX_NESTING}
-    )
+    ).enable("table")
+    md.add_render_rule("table_open", _table_open)
+    md.add_render_rule("table_close", _table_close)
+    return md
+
+
+# Inline styles, so that a table looks the same wherever the CSS is dropped; colours
+# and size come from the text around it (dark mode included), 15 px like the author line.
+TABLE_STYLE = "border-collapse:collapse;width:100%;font-size:15px;line-height:1.45;"
+# Words whole (MJML breaks them anywhere in its columns): too wide, the box scrolls.
+CELL_STYLE = (
+    "padding:6px 10px 6px 0;text-align:left;vertical-align:top;"
+    "word-break:normal;overflow-wrap:normal;"
+)
+HEAD_STYLE = CELL_STYLE + "border-bottom:2px solid #52606d;font-weight:bold;"
+BODY_STYLE = CELL_STYLE + "border-bottom:1px solid #cbd2d9;"
+# Wider than a phone: it scrolls inside this box, the page does not.
+SCROLL_STYLE = "overflow-x:auto;width:0;min-width:100%;margin:0 0 16px 0;"
+
+
+def _table_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return f'<div style="{SCROLL_STYLE}">' + str(self.renderToken(tokens, idx, options, env))
+
+
+def _table_close(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return str(self.renderToken(tokens, idx, options, env)) + "</div>\n"
+
+
+def _style_table(tokens: list[Token]) -> None:
+    """Header cells with scope="col", every cell styled; an alignment the Markdown
+    asked for (``|--:|``) comes after the default, so it wins."""
+    in_head = False
+    for token in tokens:
+        if token.type == "table_open":
+            token.attrSet("style", TABLE_STYLE)
+        elif token.type in ("thead_open", "thead_close"):
+            in_head = token.type == "thead_open"
+        elif token.type in ("th_open", "td_open"):
+            asked = str(token.attrs.get("style", ""))
+            base = HEAD_STYLE if in_head else BODY_STYLE
+            token.attrSet("style", base + asked + (";" if asked else ""))
+            if token.type == "th_open":
+                token.attrSet("scope", "col")
 
 
 def nesting(source: str) -> tuple[int, int, bool]:
@@ -55,15 +103,20 @@ PictureLookup = Callable[[str], "tuple[str, int, int] | None"]
 def to_html(source: str, pictures: PictureLookup | None = None) -> str:
     md = _md()
     tokens = md.parse(source)
+    tables = False
     for token in tokens:
         # The template owns h1 (title) and h2 (sections); a '#' written inside a
         # section becomes h3 or lower, so the heading outline stays in order.
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(6, int(token.tag[1]) + 2)}"
+        if token.type == "table_open":
+            tables = True
         if pictures is not None and token.children:
             for child in token.children:
                 if child.type == "image":
                     _picture(child, pictures)
+    if tables:
+        _style_table(tokens)
     html: str = md.renderer.render(tokens, md.options, {})
     return html.strip()
 
@@ -145,6 +198,8 @@ def _block(node: SyntaxTreeNode, width: int) -> str:
         return node.content.rstrip("\n")
     if kind == "hr":
         return "-" * 20
+    if kind == "table":
+        return _table(node, width)
     return "\n\n".join(_blocks(node.children, width))
 
 
@@ -169,3 +224,50 @@ def _inline(node: SyntaxTreeNode) -> str:
         else:  # em, strong, s: the words matter, not the style
             parts.append(_inline(child))
     return "".join(parts)
+
+
+def _table(node: SyntaxTreeNode, width: int) -> str:
+    """A table as aligned columns under a dashed rule; when the columns cannot fit in
+    ``width``, each row as 'Header: value' lines instead, a blank line between rows."""
+    rows: list[list[tuple[str, str]]] = []  # (text, alignment) per cell
+    for part in node.children:  # thead, tbody
+        for tr in part.children:
+            cells = []
+            for cell in tr.children:
+                text = _inline(cell.children[0]) if cell.children else ""
+                style = str(cell.attrs.get("style", ""))
+                align = style.removeprefix("text-align:") if style else "left"
+                cells.append((" ".join(text.split()), align))
+            rows.append(cells)
+    if not rows:
+        return ""
+    head, body = rows[0], rows[1:]
+    columns = len(head)
+    sizes = [max(len(r[c][0]) if c < len(r) else 0 for r in rows) for c in range(columns)]
+    gap = "  "
+    if sum(sizes) + len(gap) * (columns - 1) <= width:
+
+        def line(cells: list[tuple[str, str]]) -> str:
+            out = []
+            for c in range(columns):
+                text, align = cells[c] if c < len(cells) else ("", "left")
+                if align == "right":
+                    out.append(text.rjust(sizes[c]))
+                elif align == "center":
+                    out.append(text.center(sizes[c]))
+                else:
+                    out.append(text.ljust(sizes[c]))
+            return gap.join(out).rstrip()
+
+        rule = gap.join("-" * s for s in sizes)
+        return "\n".join([line(head), rule, *(line(r) for r in body)])
+    stacked = []
+    for r in body:
+        lines = []
+        for c in range(columns):
+            label = head[c][0]
+            text = r[c][0] if c < len(r) else ""
+            if text:
+                lines.append(wrap(f"{label}: {text}" if label else text, width, "", "  "))
+        stacked.append("\n".join(lines))
+    return "\n\n".join(stacked)
