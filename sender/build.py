@@ -30,6 +30,10 @@ def write_variants(issue: Issue, variants: list[Variant], out_dir: Path) -> list
         data = html.encode("utf-8")
         write_if_changed(html_path, data)
         write_if_changed(text_path, text.encode("utf-8"))
+        for picture in v.pictures:
+            target = out_dir / picture.src
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_if_changed(target, picture.data)
         built.append(Built(v, html_path, text_path, len(data)))
     return built
 

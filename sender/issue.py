@@ -122,6 +122,8 @@ MAX_DEPTH = 20
 # Characters YAML refuses in a file, or that no email can carry in a value
 # (tab and line breaks aside): C0 and C1 controls, DEL, and U+FFFE/U+FFFF.
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+# ![alt](src) in Markdown: the pictures a text shows.
+MARKDOWN_PICTURE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?")
 _CONTROL_IN_VALUE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "backspace", 0x1B: "ESC", 0x7F: "DEL", 0x85: "NEL"}
@@ -335,9 +337,9 @@ class _Reader:
             numbered=self.boolean(top.get("numbered"), "numbered"),
             author=author,
             greeting=self.text(top.get("greeting"), "greeting"),
-            intro=self.text(top.get("intro"), "intro", markdown=True),
+            intro=self.text(top.get("intro"), "intro", markdown=True, at="intro"),
             sections=tuple(sections),
-            sign_off=self.text(top.get("sign_off"), "sign_off", markdown=True),
+            sign_off=self.text(top.get("sign_off"), "sign_off", markdown=True, at="sign_off"),
             positions=self.positions,
         )
         return issue
@@ -472,6 +474,7 @@ class _Reader:
         required: bool = False,
         key: str | None = None,
         markdown: bool = False,
+        at: str | None = None,
     ) -> str | None:
         """``what`` names the value in messages ("section 2 heading"), ``key`` is the
         key the user writes (default: the last word of ``what``); ``markdown``: the
@@ -490,6 +493,10 @@ class _Reader:
         self.check_placeholders(node, value, what)
         if markdown:
             self.check_nesting(node, value, what)
+            if at is not None:
+                # Where each picture named in the text is, for messages about it.
+                for match in MARKDOWN_PICTURE.finditer(value):
+                    self.positions[f"{at}!{match[2]}"] = _offset_pos(node, value, match.start())
         return value
 
     def check_nesting(self, node: yaml.ScalarNode, value: str, what: str) -> None:
@@ -584,7 +591,10 @@ class _Reader:
                 continue
             values = self.mapping(item, SECTION_KEYS, where, required=("heading",), label=label)
             heading = self.text(values.get("heading"), f"{label} heading", required=True)
-            body = self.text(values.get("body"), f"{label} body", markdown=True) or ""
+            body = (
+                self.text(values.get("body"), f"{label} body", markdown=True, at=f"{where}.body")
+                or ""
+            )
             image = self.image(values.get("image"), where, label)
             button = self.button(values.get("button"), where, label)
             audiences = self.audiences(values.get("audiences"), label)

@@ -162,25 +162,24 @@ def picture_problems(
                 f"is, as animations cannot be made smaller",
                 f"save it at most {MAX_WIDTH} px wide",
             )
-        total = sum(len(pic.data) for pic in v.pictures)
-        if total <= WARN_BYTES:
-            continue
-        biggest = max(v.pictures, key=lambda pic: len(pic.data))
+    # The heaviest version speaks for all: one finding, not one per version.
+    heaviest = max(variants, key=lambda v: sum(len(p.data) for p in v.pictures), default=None)
+    total = sum(len(p.data) for p in heaviest.pictures) if heaviest else 0
+    if heaviest is not None and total > WARN_BYTES:
+        biggest = max(heaviest.pictures, key=lambda pic: len(pic.data))
         size = f"{total / 1024 / 1024:.1f} MB"
-        where = "in each email" if v.embedded else "to download when each email is opened"
+        where = "in it" if heaviest.embedded else "to download when it is opened"
+        same = len({sum(len(p.data) for p in v.pictures) for v in variants}) == 1
+        who = "each email" if same else f"the {heaviest.key} version"
         message = (
-            f"the {v.key} version has {size} of pictures {where}; the biggest is "
+            f"{who} has {size} of pictures {where}; the biggest is "
             f"{biggest.src} ({len(biggest.data) / 1024:.0f} KB)"
         )
+        key = _key_of(issue, config, biggest.src)
         if total > MAX_BYTES:
-            at(
-                _key_of(issue, config, biggest.src),
-                message + ": too big to send",
-                _LIGHTER,
-                "error",
-            )
+            at(key, message + ": too big to send", _LIGHTER, "error")
         else:
-            at(_key_of(issue, config, biggest.src), message + ": slow on a phone", _LIGHTER)
+            at(key, message + ": slow on a phone", _LIGHTER)
     # Every version showing the same big picture says so once.
     return list({(x.line, x.col, x.message): x for x in out}.values())
 

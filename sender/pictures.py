@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .issue import Issue, picture_problem
+from .issue import MARKDOWN_PICTURE, Issue, picture_problem
 
 COLUMN = 536  # the widest a picture is shown in the templates' column, in CSS pixels
 MAX_WIDTH = 1200  # twice the 600 px column: sharp on high-density screens, no wider
@@ -31,7 +31,6 @@ WARN_BYTES = 1024 * 1024  # pictures per email: slow to open on a phone
 MAX_BYTES = 10 * 1024 * 1024  # too big for many mail servers
 _VERSION = "1"  # part of the cache key: bump when the preparation changes
 _NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?")
 
 
 class PictureError(Exception):
@@ -80,7 +79,7 @@ class Use:
 
     src: str
     alt: str
-    key: str  # "sections[2].image.src", "sections[0].body", "intro", "logo"
+    key: str  # its place in issue.positions: "sections[2].image.src", "intro!images/a.png"
     section: int | None  # None: every version shows it
 
 
@@ -97,8 +96,8 @@ def uses(issue: Issue, logo: str | None = None) -> Iterator[Use]:
 
 
 def _markdown_uses(text: str | None, key: str, section: int | None) -> Iterator[Use]:
-    for match in _MD_IMAGE.finditer(text or ""):
-        yield Use(match[2], match[1], key, section)
+    for match in MARKDOWN_PICTURE.finditer(text or ""):
+        yield Use(match[2], match[1], f"{key}!{match[2]}", section)
 
 
 class Pictures:

@@ -140,7 +140,7 @@ class Renderer:
         def md(value: str | None) -> Markup | None:
             if not value:
                 return None
-            return Markup(markup.to_html(p(value), lambda src: picture(src, md_key)))
+            return Markup(markup.to_html(p(value), lambda src: picture(src, f"{md_key}!{src}")))
 
         def txt(value: str | None) -> str | None:
             return markup.to_text(p(value)) if value else None

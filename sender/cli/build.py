@@ -9,7 +9,7 @@ import click
 from ..audiences import EVERYONE
 from ..build import write_variants
 from ..problems import ProblemsError
-from ..render import audience_sets
+from ..render import Renderer, audience_sets
 from .common import InputError, console, open_workspace, show_problems
 
 
@@ -59,7 +59,8 @@ def command(ctx: click.Context, issue: Path, audiences: tuple[str, ...], out: Pa
                 + (f" ({hint})" if hint else f"; lists are: {', '.join(ws.lists)}"),
                 param_hint="--audience",
             )
-        variants = ws.renderer.variants(loaded, sets)
+        # Pictures beside the pages, linked relatively: a browser shows them (cid: it cannot).
+        variants = Renderer(ws.config, pictures="archive").variants(loaded, sets)
     except ProblemsError as exc:
         show_problems(exc.problems)
         raise InputError(

@@ -28,6 +28,7 @@ from ..send import (
     NotOnList,
     PreflightError,
     SendPlan,
+    check_published,
     ledger_states,
     open_transport_for,
     plan_send,
@@ -209,6 +210,11 @@ def command(
         console.print("[yellow]Dry run:[/yellow] nothing was sent or recorded.")
         return
     count = where.this_run(limit)
+    try:
+        # Before asking: a send that cannot go should not be confirmed first.
+        check_published(plan, ws)
+    except PreflightError as exc:
+        raise InputError(f"{exc}\nNothing was sent.") from None
     verb = "Save" if where_to.scope == "rehearsal" else "Send to"
     _confirm(ctx, yes, f"{verb} {count} people by {chosen}?")
 

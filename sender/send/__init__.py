@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from .eligibility import Eligibility, Standing, ledger_states, standing
 from .plan import SendPlan, outbox_folder, plan_send
-from .session import PicturesNotPublished, PreflightError, SendReport, open_transport_for, send
+from .session import (
+    PicturesNotPublished,
+    PreflightError,
+    SendReport,
+    check_published,
+    open_transport_for,
+    send,
+)
 from .testsend import NotOnList, TestReport, send_test, stand_in
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "SendReport",
     "Standing",
     "TestReport",
+    "check_published",
     "ledger_states",
     "open_transport_for",
     "outbox_folder",
