@@ -33,6 +33,8 @@ from .records import (
     Scope,
     SendRecord,
     Snapshot,
+    Suppression,
+    TokenRecord,
 )
 from .schema import REHEARSAL
 from .sqlite import SqliteLedger
@@ -56,6 +58,8 @@ __all__ = [
     "SendRecord",
     "Snapshot",
     "SqliteLedger",
+    "Suppression",
+    "TokenRecord",
     "by_list",
     "iter_failures",
     "ledger_path",
@@ -74,6 +78,9 @@ class LedgerReader(Protocol):
     def issues(self) -> list[IssueRecord]: ...
     def holders(self) -> list[Holder]: ...
     def unfinished(self, issue: str) -> int: ...
+    def suppressions(self) -> list[Suppression]: ...
+    def bounced(self, issue: str) -> dict[str, str]: ...
+    def token(self, token: str) -> TokenRecord | None: ...
 
 
 class Ledger(LedgerReader, Protocol):
@@ -114,6 +121,14 @@ class Ledger(LedgerReader, Protocol):
         outcome: Outcome,
     ) -> None: ...
     def save_issue(self, record: IssueRecord) -> None: ...
+    def suppress(self, entry: Suppression) -> bool: ...
+    def unsuppress(self, email: str) -> int: ...
+    def record_bounce(
+        self, email: str, issue: str, kind: str, code: str, detail: str, source: str
+    ) -> int: ...
+    def save_tokens(self, tokens: Iterable[TokenRecord]) -> None: ...
+    def seen(self, key: str) -> bool: ...
+    def mark_seen(self, key: str, what: str) -> None: ...
     def hold(self, issue: str, *, stale_after: float = 30.0) -> Holder | None: ...
     def release(self, issue: str) -> None: ...
     def close(self) -> None: ...
@@ -136,6 +151,15 @@ class _Nothing:
 
     def unfinished(self, issue: str) -> int:  # noqa: ARG002 (the interface's)
         return 0
+
+    def suppressions(self) -> list[Suppression]:
+        return []
+
+    def bounced(self, issue: str) -> dict[str, str]:  # noqa: ARG002 (the interface's)
+        return {}
+
+    def token(self, token: str) -> TokenRecord | None:  # noqa: ARG002 (the interface's)
+        return None
 
 
 def ledger_path(config: Config) -> Path:

@@ -90,3 +90,30 @@ class Holder:
 
     def describe(self) -> str:
         return f"process {self.pid} on {self.host}, since {self.since[:19].replace('T', ' ')} UTC"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Someone not to send to: for the lists named (all of them when ``lists`` is '')."""
+
+    email: str  # the address key
+    lists: str  # audience key of the lists it covers, '' for every list
+    reason: str  # "hard bounce", "soft bounces", "unsubscribed", "by hand"
+    code: str
+    detail: str
+    issue: str
+    source: str  # where it was learnt: "inbox", "web", "mailto", "newsletter suppressed"
+    at: str
+
+    def covers(self, list_name: str) -> bool:
+        return not self.lists or list_name in self.lists.split("+")
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What a private token stands for."""
+
+    token: str
+    email: str  # the address key
+    lists: str  # audience key: the lists the person was sent this issue as a member of
+    issue: str

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ..recipient import address_key
 from ..transports.base import DELIVERY_STATES
 
-VERSION = 3
+VERSION = 4
 REHEARSAL = "#rehearsal"  # suffix of the issue column for outbox rehearsals
 
 _STATES = ", ".join(f"'{s}'" for s in DELIVERY_STATES)
@@ -192,7 +192,21 @@ def _to_v3(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
-STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3}
+def _to_v4(db: sqlite3.Connection) -> None:
+    """Each person's private token: it names them and their lists in unsubscribe links and
+    bounce addresses, so neither carries an email address."""
+    db.execute(
+        """CREATE TABLE tokens (
+            token TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            lists TEXT NOT NULL,
+            issue TEXT NOT NULL,
+            created TEXT NOT NULL
+        )"""
+    )
+
+
+STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 
 def migrate(db: sqlite3.Connection) -> list[int]:

@@ -40,6 +40,8 @@ from .records import (
     Scope,
     SendRecord,
     Snapshot,
+    Suppression,
+    TokenRecord,
 )
 from .schema import VERSION, migrate
 
@@ -465,6 +467,99 @@ class SqliteLedger:
         with self._lock:
             rows = self._db.execute(f"SELECT {_SEND_COLUMNS} FROM sends ORDER BY id").fetchall()
         return [_send_record(r) for r in rows]
+
+    # -- suppressions, bounces, tokens, the inbox's memory ------------------------
+    def suppress(self, entry: Suppression) -> bool:
+        """Record someone not to send to; False when they already were (the first reason stays)."""
+        with self._lock:
+            cur = self._write(
+                "INSERT OR IGNORE INTO suppressions (email, lists, reason, code, detail, issue,"
+                " source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.email,
+                    entry.lists,
+                    entry.reason,
+                    entry.code,
+                    entry.detail,
+                    entry.issue,
+                    entry.source,
+                    entry.at or now(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def unsuppress(self, email: str) -> int:
+        """Lift every suppression of an address key; how many there were."""
+        with self._lock:
+            return self._write("DELETE FROM suppressions WHERE email = ?", (email,)).rowcount
+
+    def suppressions(self) -> list[Suppression]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT email, lists, reason, code, detail, issue, source, at FROM suppressions"
+                " ORDER BY at, email"
+            ).fetchall()
+        return [Suppression(*row) for row in rows]
+
+    def record_bounce(
+        self, email: str, issue: str, kind: str, code: str, detail: str, source: str
+    ) -> int:
+        """Note a bounce; how many soft ones this address has had, on different issues."""
+        with self._lock:
+            self._write(
+                "INSERT INTO bounces (email, issue, kind, code, detail, source, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (email, issue, kind, code, detail, source, now()),
+            )
+            (n,) = self._db.execute(
+                "SELECT COUNT(DISTINCT issue) FROM bounces WHERE email = ? AND kind = 'soft'",
+                (email,),
+            ).fetchone()
+        return int(n)
+
+    def bounced(self, issue: str) -> dict[str, str]:
+        """Address key -> kind of the last bounce, for one issue."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT email, kind FROM bounces WHERE issue = ? ORDER BY id", (issue,)
+            ).fetchall()
+        return dict(rows)
+
+    def save_tokens(self, tokens: Iterable[TokenRecord]) -> None:
+        stamp = now()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO tokens (token, email, lists, issue, created)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(t.token, t.email, t.lists, t.issue, stamp) for t in tokens],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def token(self, token: str) -> TokenRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT token, email, lists, issue FROM tokens WHERE token = ?", (token,)
+            ).fetchone()
+        return TokenRecord(*row) if row else None
+
+    def seen(self, key: str) -> bool:
+        """Whether the inbox already read this mail."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM inbox_seen WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
+    def mark_seen(self, key: str, what: str) -> None:
+        with self._lock:
+            self._write(
+                "INSERT OR IGNORE INTO inbox_seen (key, what, at) VALUES (?, ?, ?)",
+                (key, what, now()),
+            )
 
     def record_test(
         self,
