@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ INLINERS = ("css-inline", "premailer")
 TRANSPORTS = ("eml", "smtp")
 IMAGE_MODES = ("embed", "hosted")
 SECURITIES = ("starttls", "tls", "none")
+AUTHS = ("password", "microsoft", "google")
+DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 
 # What a mail header can carry; message.py builds the headers by the same rules.
 # A domain name: dot-separated labels of ASCII letters, digits and inner hyphens.
@@ -86,12 +88,14 @@ class MailAddress(Text):
 class DomainName(Text):
     type_name = "domain name"
 
+    def __init__(self, needed_by: str = "the Message-ID and List-Id headers") -> None:
+        self.needed_by = needed_by
+
     def check(self, where: str, value: Any) -> Fault | None:
         if DOMAIN_NAME.fullmatch(value):
             return None
         return Fault(
-            f"{where} '{value}' is not a domain name, which the Message-ID and "
-            "List-Id headers need",
+            f"{where} '{value}' is not a domain name, which {self.needed_by} need",
             "write just the name, such as news.example.org: letters, digits and hyphens, "
             "with dots between the parts (no spaces, https:// or /)",
         )
@@ -175,6 +179,52 @@ class SmtpConfig:
         "in this file).",
         example="NEWSLETTER_SMTP_PASSWORD",
     )
+    auth: str = setting(
+        "smtp",
+        Choice(AUTHS),
+        "password",
+        help="How to log in: password (username and password_env), microsoft (Microsoft 365: "
+        "an app with SMTP.SendAsApp) or google (Google Workspace: a service account).",
+        example="microsoft",
+    )
+    tenant: str | None = setting(
+        "smtp",
+        Text(),
+        None,
+        help="Microsoft 365 only: your organisation's Directory (tenant) ID, or its domain.",
+        example="8f1d2c3b-0a4e-4c5d-9e6f-7a8b9c0d1e2f",
+    )
+    client_id: str | None = setting(
+        "smtp",
+        Text(),
+        None,
+        help="Microsoft 365 only: the Application (client) ID of the app registered in Entra ID.",
+        example="0b7e4c52-3f1a-4d8e-a9b0-6c2d1e3f4a5b",
+    )
+    client_secret_env: str = setting(
+        "smtp",
+        Text(),
+        "NEWSLETTER_SMTP_CLIENT_SECRET",
+        help="Microsoft 365 only: the environment variable that holds the app's client secret "
+        "(never put the secret in this file).",
+        example="NEWSLETTER_SMTP_CLIENT_SECRET",
+    )
+    certificate_env: str = setting(
+        "smtp",
+        Text(),
+        "NEWSLETTER_SMTP_CERTIFICATE",
+        help="Microsoft 365 only: the environment variable that holds the path of a PEM file "
+        "with the app's certificate and private key, used instead of a client secret when set.",
+        example="NEWSLETTER_SMTP_CERTIFICATE",
+    )
+    key_file_env: str = setting(
+        "smtp",
+        Text(),
+        "NEWSLETTER_GOOGLE_KEY_FILE",
+        help="Google only: the environment variable that holds the path of the service "
+        "account's JSON key file (keep the file outside this folder).",
+        example="NEWSLETTER_GOOGLE_KEY_FILE",
+    )
     allow_plain_auth: bool = setting(
         "smtp",
         Flag(),
@@ -220,6 +270,14 @@ class SmtpConfig:
         help="At most this many messages in any hour, if your provider sets a limit.",
         example=1000,
     )
+    per_day: int | None = setting(
+        "smtp",
+        Number(int),
+        None,
+        help="At most this many messages in any 24 hours through this account, counted in the "
+        "ledger across sends and issues (Microsoft 365: 10000 recipients a day).",
+        example=10000,
+    )
     tries: int = setting(
         "smtp",
         Number(int),
@@ -243,6 +301,59 @@ class SmtpConfig:
         "with no answer the message may have arrived, so it is not sent again.",
         example=600,
     )
+
+    @property
+    def account(self) -> str:
+        """The relay account, as the ledger records which relay took a message."""
+        where = f"{self.host}:{self.port}"
+        return f"{self.username} at {where}" if self.username else where
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    domain: str | None = setting(
+        "dkim",
+        DomainName("DKIM signatures"),
+        None,
+        help="Sign every message with DKIM for this domain (the d= of the signature); leave it "
+        "out when your mail server signs for you.",
+        example="riverside.example.org",
+    )
+    selector: str = setting(
+        "dkim",
+        Text(),
+        "newsletter",
+        help="The DKIM selector: the public key is published at SELECTOR._domainkey.DOMAIN "
+        "(newsletter dns prints the record).",
+        example="news2026",
+    )
+    key_env: str = setting(
+        "dkim",
+        Text(),
+        "NEWSLETTER_DKIM_KEY",
+        help="The environment variable that holds the private key (PEM); used when it is set.",
+        example="NEWSLETTER_DKIM_KEY",
+    )
+    key_file: Path | None = setting(  # noqa: RUF009
+        "dkim",
+        Location(in_workspace=True),
+        None,
+        help="Or a file holding the private key (PEM), kept outside any shared folder; "
+        "relative to newsletter.toml.",
+        example="/etc/newsletter/dkim-private.pem",
+    )
+    algorithm: str = setting(
+        "dkim",
+        Choice(DKIM_ALGORITHMS),
+        "rsa-sha256",
+        help="rsa-sha256 (an RSA key, 2048 bits) or ed25519-sha256 (an Ed25519 key; not every "
+        "receiver checks it yet, so publish an RSA one too).",
+        example="rsa-sha256",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.domain)
 
 
 @dataclass(frozen=True)
@@ -397,6 +508,14 @@ class Config:
         example="archive",
     )
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
+    # [[smtp]]: every relay, in the order they are tried ([smtp] is the first).
+    smtp_relays: tuple[SmtpConfig, ...] = ()
+
+    @property
+    def relays(self) -> tuple[SmtpConfig, ...]:
+        """The relays to try in order: those of [[smtp]], or the one [smtp]."""
+        return self.smtp_relays or (self.smtp,)
 
     @property
     def path(self) -> Path:
@@ -432,7 +551,7 @@ def find_workspace(start: Path | None = None) -> Path:
 
 def options() -> Iterator[Option]:
     """Every setting, in the order of the reference: [newsletter], [build],
-    [send], [archive], [smtp]; each with section, key, type_name, default,
+    [send], [archive], [smtp], [dkim]; each with section, key, type_name, default,
     choices, help and example."""
     return declared(Config)
 
@@ -467,6 +586,17 @@ def load_config(root: Path) -> Config:
         problems.raise_if_errors()
         raise AssertionError("unreachable") from None
 
+    # [[smtp]]: several relays, each table read and checked as an [smtp] section.
+    tables = data.pop("smtp") if isinstance(data.get("smtp"), list) else None
     given = read(data, path, problems, options())
+    relays = [read({"smtp": t}, path, problems, _smtp_options()) for t in tables or ()]
     problems.raise_if_errors()
-    return build(Config, given, base=root, root=root)
+    config = build(Config, given, base=root, root=root)
+    if not relays:
+        return config
+    smtps = tuple(build(SmtpConfig, r, base=root) for r in relays)
+    return replace(config, smtp=smtps[0], smtp_relays=smtps)
+
+
+def _smtp_options() -> list[Option]:
+    return [o for o in options() if o.section == "smtp"]

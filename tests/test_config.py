@@ -494,15 +494,27 @@ def test_options_in_reference_order() -> None:
         ("smtp", "security"),
         ("smtp", "username"),
         ("smtp", "password_env"),
+        ("smtp", "auth"),
+        ("smtp", "tenant"),
+        ("smtp", "client_id"),
+        ("smtp", "client_secret_env"),
+        ("smtp", "certificate_env"),
+        ("smtp", "key_file_env"),
         ("smtp", "allow_plain_auth"),
         ("smtp", "ca_file"),
         ("smtp", "connections"),
         ("smtp", "rate"),
         ("smtp", "per_minute"),
         ("smtp", "per_hour"),
+        ("smtp", "per_day"),
         ("smtp", "tries"),
         ("smtp", "timeout"),
         ("smtp", "data_timeout"),
+        ("dkim", "domain"),
+        ("dkim", "selector"),
+        ("dkim", "key_env"),
+        ("dkim", "key_file"),
+        ("dkim", "algorithm"),
     ]
 
 
@@ -532,7 +544,7 @@ def test_defaults_are_what_an_empty_config_gives(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     assert config == Config(root=tmp_path)
     for option in options():
-        holder = config.smtp if option.section == "smtp" else config
+        holder = {"smtp": config.smtp, "dkim": config.dkim}.get(option.section, config)
         value = getattr(holder, option.attr)
         shown_as = value.as_posix() if isinstance(value, Path) else value
         assert shown_as == option.default, option

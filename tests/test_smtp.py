@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,8 +24,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import need
-from servers import Recorder, SlowServer, aiosmtpd, free_port, sink
+from servers import Cert, Recorder, SlowServer, aiosmtpd, free_port, make_cert, sink
 
 from sender.config import CONFIG_NAME, Config, SmtpConfig, load_config
 from sender.message import Envelope, MessageTemplate
@@ -129,47 +126,6 @@ def authenticator(
         and auth_data.password == PASSWORD.encode()
     )
     return AuthResult(success=ok, handled=False)
-
-
-@dataclass(frozen=True)
-class Cert:
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert, self.key)
-        return ctx
-
-
-def make_cert(folder: Path, name: str, san: str) -> Cert:
-    openssl = need("openssl", "sudo apt-get install openssl")
-    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={name}",
-            "-addext",
-            f"subjectAltName={san}",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return Cert(cert, key)
 
 
 @pytest.fixture(scope="module")

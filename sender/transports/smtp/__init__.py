@@ -18,6 +18,7 @@ from pathlib import Path
 from ...config import SmtpConfig
 from ..base import Job, Outcome, TransportError
 from .explain import Failure
+from .oauth import Tokens, tokens_from_config
 from .pool import Pool
 from .ratelimit import Clock, RateLimiter
 from .session import Log, Session, open_session, quit_session
@@ -39,9 +40,11 @@ class SmtpTransport:
         backoff: float = 1.0,
         clock: Clock = time.monotonic,
         local_hostname: str | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.config = config
         self._password = password
+        self._tokens = tokens
         self._log = log
         self._log_lock = threading.Lock()
         self._backoff = backoff
@@ -62,7 +65,7 @@ class SmtpTransport:
             return
         c = self.config
         _refuse_plain_login(c)
-        if c.username and not self._password:
+        if c.username and not self._password and self._tokens is None:
             raise TransportError(
                 f"[smtp] username is set to '{c.username}' but there is no password: set "
                 f"the environment variable {c.password_env} to it before sending (the "
@@ -107,6 +110,7 @@ class SmtpTransport:
             context=self._context,
             local_hostname=self._local_hostname,
             log=self._logger(number),
+            tokens=self._tokens,
         )
 
     # -- the interface ------------------------------------------------------
@@ -115,6 +119,8 @@ class SmtpTransport:
         """Connect, greet, secure, log in and say goodbye: fail now, not at person one."""
         self._prepare()
         try:
+            if self._tokens is not None:  # sign in first: its problems are not the server's
+                self._tokens.token()
             smtp = self._open(0)
         except Failure as exc:
             raise TransportError(exc.message) from None
@@ -146,9 +152,13 @@ def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:
     """The SMTP transport for a workspace, its password read from the environment.
 
     The password lives only in the variable named by ``password_env``: never
-    in a file, never printed, never logged.
+    in a file, never printed, never logged. So do OAuth2 secrets and keys
+    (``auth = "microsoft"`` or ``"google"``, see ``oauth``).
     """
     _refuse_plain_login(config)
+    tokens = tokens_from_config(config)
+    if tokens is not None:
+        return SmtpTransport(config, password=None, log=log, tokens=tokens)
     password = os.environ.get(config.password_env) if config.username else None
     if config.username and not password:
         raise TransportError(

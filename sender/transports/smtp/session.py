@@ -34,6 +34,8 @@ from .explain import Failure, Overdue, address, explain, reply_text
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+    from .oauth import Tokens
+
 __all__ = [
     "Dropped",
     "Log",
@@ -168,8 +170,10 @@ def open_session(
     context: ssl.SSLContext | None,
     local_hostname: str | None,
     log: Log | None,
+    tokens: Tokens | None = None,
 ) -> Session:
-    """A session greeted, secured and logged in, ready for MAIL FROM."""
+    """A session greeted, secured and logged in (by password, or by OAuth2 with
+    ``tokens``), ready for MAIL FROM."""
     c = config
     where = address(c)
     if log is not None:
@@ -216,7 +220,9 @@ def open_session(
             smtp.ehlo_or_helo_if_needed()  # again: what it offers may change over TLS
         elif c.security == "tls" and log is not None:
             log(f"* TLS ({_tls_version(smtp)})")
-        if c.username:
+        if tokens is not None:
+            _login_oauth(smtp, c, tokens)
+        elif c.username:
             _login(smtp, c, password)
         smtp.setup_deadline = math.inf
         smtp.last_used = time.monotonic()
@@ -273,6 +279,33 @@ def _login(smtp: Session, config: SmtpConfig, password: str | None) -> None:
             "[smtp] username and the password",
             permanent=code >= 500,
         )
+
+
+def _login_oauth(smtp: Session, config: SmtpConfig, tokens: Tokens) -> None:
+    """AUTH XOAUTH2 with a token for ``username``; a refused token is fetched anew once
+    (it may have expired or been revoked since it was cached)."""
+    from .oauth import xoauth2
+
+    c = config
+    assert c.username is not None
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in offered:
+        found = f"offers logins by {', '.join(offered)} only" if offered else "offers no login"
+        raise Failure(
+            f"the mail server {address(c)} {found}, not the OAuth2 sign-in (XOAUTH2) that "
+            f'[smtp] auth = "{c.auth}" needs. Check [smtp] host: smtp.office365.com (port '
+            '587, security = "starttls") for Microsoft 365, smtp.gmail.com for Google',
+            permanent=True,
+        )
+    for attempt in (1, 2):
+        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2(c.username, tokens.token()))
+        if code == 334:  # the error, as a challenge (Google): an empty answer ends it
+            code, reply = smtp.docmd("")
+        if code in (235, 503):  # 503: already logged in
+            return
+        if attempt == 1 and 500 <= code < 600:
+            tokens.forget()
+    raise Failure(tokens.refused(code, reply_text(reply)), permanent=code >= 500)
 
 
 def _authenticate(smtp: Session, mechanism: str, user: str, password: str) -> tuple[int, bytes]:
