@@ -203,7 +203,8 @@ def test_awkward_text_is_escaped_not_lost(cli: Cli, workspace: Path) -> None:
     issue = import_ok(cli, DATA / "tricky.txt", out)
     text = norm(text_part(workspace, issue))
     for line in [
-        "Welcome back. This term has *three* priorities, snake_case_names, _underlined_ words, "
+        # "*three*" is the writer's emphasis: italic in the email, the word in the text.
+        "Welcome back. This term has three priorities, snake_case_names, _underlined_ words, "
         "`code`, [brackets] and a back\\slash. Costs went up 5% & more: see &amp; notes.",
         "2012. What a year that was, and it still shapes our plans.",
         "# of pupils on roll is now 1,200.",
@@ -222,6 +223,7 @@ def test_awkward_text_is_escaped_not_lost(cli: Cli, workspace: Path) -> None:
     assert "placeholder" in out.read_text(encoding="utf-8")
     # Links are links; headings, the nested list and the sign-off are recognised.
     html = html_part(workspace, issue)
+    assert "has <em>three</em> priorities" in html
     assert 'href="https://example.org/dates"' in html
     assert 'href="mailto:admissions@example.org"' in html
     assert [s.heading for s in issue.sections] == ["Key Dates", "Contacts"]
@@ -428,7 +430,9 @@ def test_windows_1252_text_is_a_warning_and_a_good_import(cli: Cli, workspace: P
     assert "The café at the Civic Centre" in text and "“Meet the Director”" in text
     assert "Windows-1252" in out.read_text(encoding="utf-8")  # and flagged in the file
     assert [s.heading for s in issue.sections] == ["Wellbeing Week"]
-    assert issue.author is None and norm(issue.sign_off or "") == "Kind regards, Anne Lewis"
+    # A full name signed under the closing is the author now (flagged in the file).
+    assert issue.author is not None and (issue.author.name, issue.author.role) == ("Anne Lewis", None)
+    assert norm(issue.sign_off or "") == "Kind regards, Anne Lewis"
 
 
 def test_utf16_and_a_renamed_text_file_are_read(cli: Cli, workspace: Path, tmp_path: Path) -> None:

@@ -96,7 +96,19 @@ def render_yaml(
         )
         for note in general:
             lines += _comment(note, prefix="CHECK: ")
+    if draft.left_out:
+        lines.append("#")
+        lines += _comment(
+            f"Left out: {len(draft.left_out)} thing(s) the email or the signature added "
+            "around the briefing:"
+        )
+        for what in draft.left_out:
+            lines += _comment(what, prefix="- ")
     lines.append("")
+
+    def pictures(markdown: str) -> str:
+        """``![alt](picture:N)`` -> the file the picture is saved as."""
+        return re.sub(r"\]\(picture:(\d+)\)", lambda m: f"]({names[int(m.group(1))]})", markdown)
 
     def notes(key: str, indent: str = "") -> None:
         for note in draft.notes.get(key, []):
@@ -130,7 +142,7 @@ def render_yaml(
         lines.append(f"greeting: {_scalar(draft.greeting)}")
     notes("intro")
     if draft.intro:
-        lines += _block_scalar("intro", draft.intro, "")
+        lines += _block_scalar("intro", pictures(draft.intro), "")
     lines.append("")
     lines += _comment(
         "Every section goes to everyone. To send a section to some lists only, add a line "
@@ -147,7 +159,7 @@ def render_yaml(
             lines += _comment(note, "  ", "CHECK: ")
         lines.append(f"  - heading: {_scalar(s.heading)}")
         if s.body:
-            lines += _block_scalar("body", s.body, "    ")
+            lines += _block_scalar("body", pictures(s.body), "    ")
         if s.image is not None:
             pic = draft.images[s.image]
             alt = pic.alt.strip() if pic.alt and pic.alt.strip() else TODO_ALT

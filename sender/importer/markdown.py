@@ -20,8 +20,55 @@ _URL = re.compile(
 _TRAILING = ".,;:!?)]}'’\""
 
 
+# Outlook's plain text writes a link as its words then the address: "the form<https://…>".
+OUTLOOK_LINK = re.compile(r"(?<=\S)<((?:https?://|mailto:)[^<>\s]+)>")
+
+
+# The words of such a link: up to five before the address, back to punctuation.
+_LINK_WORDS = re.compile(
+    r"(?:^|(?<=[\s(\"“‘]))([^\s.,;:!?()\"“”‘]+(?:[ \t]+[^\s.,;:!?()\"“”‘]+){0,4})$"
+)
+
+
 def _md_text(text: str) -> str:
-    """Plain text as Markdown that shows exactly that text; web and email addresses as links."""
+    """Plain text as Markdown that shows exactly that text; web and email addresses as
+    links, and Outlook's 'words<address>' a Markdown link."""
+    out: list[str] = []
+    pos = 0
+    for m in OUTLOOK_LINK.finditer(text):
+        before = text[pos : m.start()]
+        url = m.group(1)
+        shown = url.removeprefix("mailto:")
+        if before.endswith((url, shown)):  # "jane@x.org<mailto:jane@x.org>": said once
+            out.append(_md_plain(before[: len(before) - len(shown)] + shown))
+        else:
+            words = _LINK_WORDS.search(before)
+            label = words.group(1) if words else ""
+            out.append(_md_plain(before[: len(before) - len(label)]))
+            safe = url.replace("(", "%28").replace(")", "%29").replace("{", "%7B")
+            safe = safe.replace("}", "%7D")
+            out.append(f"[{_escape_inline(label)}]({safe})" if label else f"<{safe}>")
+        pos = m.end()
+    out.append(_md_plain(text[pos:]))
+    return "".join(out)
+
+
+# "*new*" written in a briefing is the writer's emphasis (a habit from plain-text email),
+# kept as Markdown emphasis rather than shown as '\\*new\\*'; a lone '*' stays a '*'.
+EMPHASIS = re.compile(r"(?<![\w*\\])\*(?=[^\s*])([^*\n]{1,80}?)(?<=[^\s*\\])\*(?![\w*])")
+
+
+def _escape_prose(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in EMPHASIS.finditer(text):
+        out += [_escape_inline(text[pos : m.start()]), "*", _escape_inline(m.group(1)), "*"]
+        pos = m.end()
+    out.append(_escape_inline(text[pos:]))
+    return "".join(out)
+
+
+def _md_plain(text: str) -> str:
     out: list[str] = []
     pos = 0
     for m in _URL.finditer(text):
@@ -35,10 +82,10 @@ def _md_text(text: str) -> str:
         scheme = re.match(r"https?://|mailto:", m.group())
         if scheme and not re.match(r"[A-Za-z0-9]", url[scheme.end() :]):
             continue  # a scheme with nothing (or only punctuation) after it
-        out.append(_escape_inline(text[pos : m.start()]))
+        out.append(_escape_prose(text[pos : m.start()]))
         out.append("<" + url.replace("{", "%7B").replace("}", "%7D") + ">")
         pos = m.start() + len(url)
-    out.append(_escape_inline(text[pos:]))
+    out.append(_escape_prose(text[pos:]))
     return "".join(out)
 
 

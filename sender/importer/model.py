@@ -31,7 +31,7 @@ class Item:
 
 @dataclass
 class Block:
-    kind: Literal["para", "heading", "list", "quote", "image"]
+    kind: Literal["para", "heading", "list", "quote", "image", "table"]
     md: str = ""  # Markdown (inline) for paragraphs
     plain: str = ""  # the words, for recognising things
     level: int = 0  # heading level (Word headings)
@@ -45,6 +45,8 @@ class Block:
     style: str = ""  # "title" or "subtitle" (Word styles)
     lines: list[str] = field(default_factory=list)  # short lines of a text block, as written
     line: int | None = None  # where it starts in a text file
+    rows: list[list[str]] = field(default_factory=list)  # a table: Markdown of each cell
+    header: bool = True  # a table: its first row was marked as the header
 
 
 @dataclass
@@ -64,6 +66,24 @@ class Picture:
         its bytes: only pictures every email program shows are saved, and nothing that a
         browser would run once the archive publishes it; None when it is such a picture."""
         return picture_problem(self.data[:512])
+
+
+@dataclass
+class Envelope:
+    """What an email adds around a briefing: the facts its headers give (used when the
+    body does not say otherwise) and everything left out of the draft, to list."""
+
+    subject: str | None = None
+    date: dt.datetime | None = None
+    sender: str | None = None  # the display name of From:
+    left_out: list[str] = field(default_factory=list)  # "what: text", one per thing
+    notes: list[str] = field(default_factory=list)  # CHECK notes about the whole file
+
+    def leave_out(self, what: str, text: str) -> None:
+        shown = " / ".join(s for s in (ln.strip() for ln in text.split("\n")) if s)
+        if len(shown) > 160:
+            shown = shown[:157].rstrip() + "…"
+        self.left_out.append(f"{what}: {shown}" if shown else what)
 
 
 @dataclass
@@ -96,6 +116,7 @@ class Draft:
     # "sign_off", "preheader", "" for the file as a whole).
     notes: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # about reading the file itself
+    left_out: list[str] = field(default_factory=list)  # what an email added, left out
     recognised: dict[str, str] = field(default_factory=dict)  # what -> how it was read
 
     @property

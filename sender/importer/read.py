@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Literal
 
-from .model import BriefingError, Draft
+from .envelope import strip_text
+from .mail import eml_blocks, msg_blocks
+from .model import BriefingError, Draft, Envelope
 from .structure import _structure
 from .text import _text_blocks
 from .word import _docx_blocks
@@ -19,7 +22,8 @@ MAX_BYTES = 50 * 1024 * 1024  # a briefing is far smaller; this is the wrong fil
 
 
 def read_briefing(path: Path, *, display: str | None = None) -> Draft:
-    """Read a .txt or .docx briefing into a Draft; raise BriefingError if it cannot be."""
+    """Read a .txt, .docx, .eml or .msg briefing into a Draft; raise BriefingError if it
+    cannot be."""
     name = display or str(path)
     try:
         if path.is_dir():
@@ -38,8 +42,13 @@ def read_briefing(path: Path, *, display: str | None = None) -> Draft:
         raise BriefingError(f"{name} is empty; there is nothing to import")
     suffix = path.suffix.lower()
     warnings: list[str] = []
-    kind = _sniff(data, name)
-    if kind == "docx":
+    kind = _sniff(data, name, suffix)
+    env = Envelope()
+    if kind == "msg":
+        blocks, images, env = msg_blocks(data, name)
+    elif kind == "eml":
+        blocks, images, env = eml_blocks(data, name)
+    elif kind == "docx":
         if suffix != ".docx":
             warnings.append(f"{name} is a Word document (.docx) by its contents; read it as one")
         # Pictures that are not PNG, JPEG, GIF or WebP by their bytes are left out, with a
@@ -54,10 +63,10 @@ def read_briefing(path: Path, *, display: str | None = None) -> Draft:
             )
         text, more = _decode(data, name)
         warnings += more
-        blocks, images = _text_blocks(text), []
+        blocks, images = _text_blocks(strip_text(text.replace("\r\n", "\n"), env)), []
     if not any(b.plain.strip() or b.items or b.quote for b in blocks):
         raise BriefingError(f"{name} has no text to import")
-    draft = _structure(blocks, name, images)
+    draft = _structure(blocks, name, images, env)
     draft.warnings = warnings + draft.warnings
     return draft
 
@@ -75,7 +84,24 @@ _MAGIC: list[tuple[bytes, str]] = [
 ]
 
 
-def _sniff(data: bytes, name: str) -> Literal["docx", "text"]:
+# An Outlook message is an OLE file like an old .doc: its streams are named __substg1.0_….
+_MSG_STREAM = "__substg1.0_".encode("utf-16-le")
+
+
+# A saved email starts with its headers; these are never the first line of a briefing.
+_EML_HEADER = re.compile(
+    rb"^(?:Received|Return-Path|MIME-Version|Message-ID|Content-Type|X-[\w-]+|DKIM-Signature"
+    rb"|Delivered-To|Authentication-Results):",
+    re.I | re.M,
+)
+
+
+def _sniff(data: bytes, name: str, suffix: str = "") -> Literal["docx", "text", "eml", "msg"]:
+    if data.startswith(b"\xd0\xcf\x11\xe0") and _MSG_STREAM in data:
+        return "msg"
+    head = data[:4096].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    if suffix == ".eml" or (_EML_HEADER.search(head) and re.search(rb"^From:", head, re.I | re.M)):
+        return "eml"
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise BriefingError(f"{name} is {what}")

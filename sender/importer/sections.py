@@ -1,5 +1,8 @@
 """The body -> sections: which blocks are headings (Word styles, numbered lines, or short
-title-case lines), and each section's Markdown and picture.
+lines standing alone: title case, bold, questions, capitals, sentence case where the text
+around supports it), and each section's Markdown, tables and pictures.
+
+docs/import.md lists the rules; each is one small function here, tested on its own.
 """
 
 from __future__ import annotations
@@ -7,22 +10,22 @@ from __future__ import annotations
 import re
 
 from .markdown import _escape_inline, _escape_line_start
-from .model import Block, Draft, DraftSection, Item
-from .shapes import _NUMBERED, _heading_shape, _title_case
+from .model import TODO_ALT, Block, Draft, DraftSection, Item
+from .shapes import _NUMBERED, _NUMBERED_HEAD, _heading_shape, _space, _title_case
 
 
 def _headings(body: list[Block]) -> tuple[dict[int, str], bool]:
     """Which blocks start a section ({index: heading}), and whether they are numbered.
 
-    One kind of heading per briefing: Word's heading styles if it uses them,
-    else numbered lines ("1. Adoption") if there are two or more, else short
-    lines standing alone between paragraphs, in title case (or all bold).
+    Word's heading styles if the briefing uses them; else numbered lines ("1. Adoption",
+    "1) …", "1 - …") if there are two or more; else short lines standing alone that one
+    of the rules below takes for a heading.
     """
     explicit = [k for k, b in enumerate(body) if b.kind == "heading"]
     if explicit:
         top = min(body[k].level for k in explicit)
         heads = {k: body[k].plain for k in explicit if body[k].level == top}
-        nums = {k: _NUMBERED.match(text) for k, text in heads.items()}
+        nums = {k: _NUMBERED_HEAD.match(text) for k, text in heads.items()}
         if len(heads) >= 2 and all(nums.values()):
             return {k: m.group("text") for k, m in nums.items() if m}, True
         return heads, False
@@ -36,11 +39,11 @@ def _headings(body: list[Block]) -> tuple[dict[int, str], bool]:
         if b.kind == "para"
         and b.number is not None
         and "\n" not in b.plain
-        and _heading_shape(_NUMBERED.match(b.plain).group("text"), 15)  # type: ignore[union-attr]
+        and _heading_shape(_NUMBERED_HEAD.match(b.plain).group("text"), 15)  # type: ignore[union-attr]
     }
     numbered = {k for k in numbered if alone(k, numbered)}
     if len(numbered) >= 2:
-        matches = {k: _NUMBERED.match(body[k].plain) for k in sorted(numbered)}
+        matches = {k: _NUMBERED_HEAD.match(body[k].plain) for k in sorted(numbered)}
         return {k: m.group("text") for k, m in matches.items() if m}, True
     candidates = {
         k
@@ -48,9 +51,129 @@ def _headings(body: list[Block]) -> tuple[dict[int, str], bool]:
         if b.kind == "para"
         and len(b.lines) <= 1
         and _heading_shape(b.plain)
-        and (b.bold or _title_case(b.plain))
+        and any(rule(body, k) for rule in HEADING_RULES)
     }
     return {k: body[k].plain for k in sorted(candidates) if alone(k, candidates)}, False
+
+
+# Each rule: is the short one-line paragraph body[k] a heading? (It already stands alone
+# and has a heading's shape: at most 12 words, no sentence inside, no final full stop.)
+
+
+def _bold_line(body: list[Block], k: int) -> bool:
+    """Every word bold (in Word, or an email's HTML): a heading written by hand."""
+    return body[k].bold
+
+
+def _title_case_line(body: list[Block], k: int) -> bool:
+    """'Out and About': each word capitalised but the small ones."""
+    return _title_case(body[k].plain)
+
+
+def _question_line(body: list[Block], k: int) -> bool:
+    """'Why does attendance matter so much?', when what follows answers it."""
+    return body[k].plain.rstrip().endswith("?") and _answered(body, k)
+
+
+def _capitals_line(body: list[Block], k: int) -> bool:
+    """'KEY DATES': four or more letters, all capitals (turned into sentence case)."""
+    return _in_capitals(body[k].plain)
+
+
+def _sentence_case_line(body: list[Block], k: int) -> bool:
+    """'Attendance this term': at most 8 words, no end punctuation, between paragraphs
+    (or at the start) and followed by a longer paragraph, a list or a table."""
+    text = body[k].plain.strip()
+    words = text.split()
+    if len(words) > 8 or not text[:1].isupper() or text[-1] in ".,;:!?…)":
+        return False
+    prev = body[k - 1] if k > 0 else None
+    settled = prev is None or prev.kind != "para" or len(prev.plain.split()) >= 12
+    return settled and _answered(body, k)
+
+
+def _answered(body: list[Block], k: int) -> bool:
+    """The block after body[k] is the text a heading stands over: a list, a table, a
+    quote, or a paragraph of 12 words or more and twice the line's."""
+    nxt = body[k + 1] if k + 1 < len(body) else None
+    if nxt is None:
+        return False
+    if nxt.kind in ("list", "table", "quote"):
+        return True
+    words = len(nxt.plain.split())
+    return nxt.kind == "para" and words >= max(12, 2 * len(body[k].plain.split()))
+
+
+HEADING_RULES = (
+    _bold_line,
+    _title_case_line,
+    _question_line,
+    _capitals_line,
+    _sentence_case_line,
+)
+
+
+def _in_capitals(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 4 and all(c.isupper() for c in letters)
+
+
+# Words kept as written when a heading in capitals is put in sentence case.
+_ABBREVIATIONS = {
+    w.upper(): w
+    for w in [
+        "SEND",
+        "SENCo",
+        "GCSE",
+        "GCSEs",
+        "EHCP",
+        "EHCPs",
+        "CPD",
+        "INSET",
+        "PE",
+        "PSHE",
+        "RSE",
+        "DSL",
+        "MAT",
+        "NHS",
+        "UK",
+        "EYFS",
+        "SATs",
+        "CEO",
+        "AGM",
+        "FAQ",
+        "FAQs",
+        "DBS",
+        "PTA",
+        "TA",
+        "TAs",
+        "KS1",
+        "KS2",
+        "KS3",
+        "KS4",
+        "KS5",
+        "DfE",
+        "Ofsted",
+        "ICT",
+        "HR",
+        "Q&A",
+        "I",
+    ]
+}
+
+
+def _sentence_case(text: str) -> str:
+    """'KEY DATES FOR SEND' -> 'Key dates for SEND'."""
+    out = []
+    for n, word in enumerate(text.split()):
+        core = word.strip("\"'“”‘’(),:;!?.")
+        known = _ABBREVIATIONS.get(core.upper())
+        if known:
+            out.append(word.replace(core, known))
+        else:
+            lower = word.lower()
+            out.append(lower[:1].upper() + lower[1:] if n == 0 else lower)
+    return " ".join(out)
 
 
 def _build_sections(draft: Draft, body: list[Block], heads: dict[int, str]) -> None:
@@ -72,13 +195,20 @@ def _build_sections(draft: Draft, body: list[Block], heads: dict[int, str]) -> N
         order = sorted(heads)
         for n, k in enumerate(order):
             end = order[n + 1] if n + 1 < len(order) else len(body)
-            draft.sections.append(DraftSection(heads[k]))
+            section = DraftSection(heads[k])
+            if _in_capitals(heads[k]):
+                section.heading = _sentence_case(heads[k])
+                section.notes.append(
+                    f"the heading was in capitals ('{heads[k]}'); it was put in sentence "
+                    "case: check names and abbreviations"
+                )
+            draft.sections.append(section)
             chunks.append(body[k + 1 : end])
     for section, chunk in zip(draft.sections, chunks, strict=True):
         section.body = _markdown(chunk, draft, section)
         if not section.body and section.image is None:
             section.notes.append("this section has no text under its heading")
-    numbers = [_NUMBERED.match(body[k].plain) for k in sorted(heads)]
+    numbers = [_NUMBERED_HEAD.match(body[k].plain) for k in sorted(heads)]
     found = [int(m.group("n")) for m in numbers if m]
     if draft.numbered and found != list(range(found[0], found[0] + len(found))):
         draft.note(
@@ -92,42 +222,83 @@ def _build_sections(draft: Draft, body: list[Block], heads: dict[int, str]) -> N
 
 
 def _markdown(blocks: list[Block], draft: Draft, section: DraftSection | None) -> str:
-    """Blocks -> Markdown; pictures become the section's image (one per section)."""
+    """Blocks -> Markdown. A section's only picture, when it stands at the start or the end
+    of the section, is its image (the look shows it under the heading); any other picture
+    stays where it was in the text, as ``![alt](picture:N)`` (draft_yaml names the file)."""
+    runs = _ordered_runs(blocks)
+    usable = [
+        j
+        for j, b in enumerate(runs)
+        if b.kind == "image" and b.image < len(draft.images) and not draft.images[b.image].problem
+    ]
+    lead = None
+    if section is not None and len(usable) == 1:
+        j = usable[0]
+        if all(x.kind == "image" for x in runs[:j]) or all(
+            x.kind == "image" for x in runs[j + 1 :]
+        ):
+            lead = j
     parts: list[str] = []
-    for b in _ordered_runs(blocks):
-        if b.kind == "image":
-            pic = draft.images[b.image] if b.image < len(draft.images) else None
-            if pic is not None and pic.problem:
-                note = (
-                    f"picture {b.image + 1} was left out: it is {pic.problem}. In Word, save "
-                    "the picture as PNG or JPEG, put it back in the document and import again"
-                )
-                if section is not None:
-                    section.notes.append(note)
-                else:
-                    draft.note("", note)
-            elif section is not None and section.image is None:
-                section.image = b.image
-                section.image_note = (
-                    "the alt text came from Word; check it describes the picture"
-                    if pic and pic.alt
-                    else "replace the alt text with what the picture shows, for people who "
-                    "cannot see it"
-                )
-            else:
-                where = (
-                    f"section '{section.heading}'"
-                    if section
-                    else "the text before the first heading"
-                )
-                draft.note(
-                    "",
-                    f"picture {b.image + 1} in {where} was saved to images/ but is not in the "
-                    "issue (an issue has one picture per section); add it to a section if wanted",
+    for j, b in enumerate(runs):
+        if b.kind == "table":
+            parts.append(_table_md(b))
+            if not b.header:
+                _note(
+                    draft,
+                    section,
+                    "the table's first row was taken as its header (Word did not mark one); "
+                    "check it",
                 )
             continue
-        parts.append(_block_md(b))
+        if b.kind != "image":
+            parts.append(_block_md(b))
+            continue
+        pic = draft.images[b.image] if b.image < len(draft.images) else None
+        if pic is None:
+            continue
+        if pic.problem:
+            _note(
+                draft,
+                section,
+                f"picture {b.image + 1} was left out: it is {pic.problem}. In Word, save "
+                "the picture as PNG or JPEG, put it back in the document and import again",
+            )
+            continue
+        alt = (pic.alt or "").strip()
+        if j == lead and section is not None:
+            section.image = b.image
+            if not alt:
+                section.image_note = (
+                    "replace the alt text with what the picture shows, for people who cannot see it"
+                )
+            continue
+        parts.append(f"![{_escape_inline(_space(alt) or TODO_ALT)}](picture:{b.image})")
+        if not alt:
+            _note(
+                draft,
+                section,
+                f"picture {b.image + 1} has no alt text: replace '{TODO_ALT}' with what it "
+                "shows, for people who cannot see it",
+            )
     return "\n\n".join(p for p in parts if p.strip())
+
+
+def _note(draft: Draft, section: DraftSection | None, note: str) -> None:
+    if section is not None:
+        section.notes.append(note)
+    else:
+        draft.note("intro", note)
+
+
+def _table_md(b: Block) -> str:
+    """A GitHub-style table; every row as wide as the widest, '|' in a cell escaped."""
+    width = max(len(r) for r in b.rows)
+
+    def row(cells: list[str]) -> str:
+        padded = [c.replace("|", "\\|").strip() for c in cells] + [""] * (width - len(cells))
+        return "| " + " | ".join(c or " " for c in padded) + " |"
+
+    return "\n".join([row(b.rows[0]), "|" + "|".join(["---"] * width) + "|", *map(row, b.rows[1:])])
 
 
 def _ordered_runs(blocks: list[Block]) -> list[Block]:

@@ -11,6 +11,10 @@ from .markdown import _URL
 _NUMBERED = re.compile(r"^\s*(?P<n>\d{1,2})[.)]\s+(?P<text>\S.*)$")
 
 
+# A numbered heading may also be written "1 - Adoption" (or "1 – ", "1: ").
+_NUMBERED_HEAD = re.compile(r"^\s*(?P<n>\d{1,2})(?:[.)]|\s*[-–—:])\s+(?P<text>\S.*)$")
+
+
 def _clean(text: str) -> str:
     """Line breaks made plain, characters YAML cannot hold removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")

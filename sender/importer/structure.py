@@ -10,7 +10,7 @@ import re
 
 from .dates import _find_date, _guess_date, _title_and_date
 from .markdown import _defuse_all, _escape_line_start, _md_text
-from .model import Block, BriefingError, Draft, Picture
+from .model import Block, BriefingError, Draft, Envelope, Picture
 from .sections import _build_sections, _headings, _preheader
 from .shapes import _short, _space, _title_shape
 
@@ -28,11 +28,11 @@ _NOT_A_PERSON = re.compile(
 
 
 _AUTHOR_LINE = re.compile(
-    r"^(?:[Bb]y\s+)?(?P<name>" + _NAME + r")\s*(?:,|\s[-–—]\s)\s*(?P<role>\S.*)$"
+    r"^(?:(?:[Bb]y|From)\s+)?(?P<name>" + _NAME + r")\s*(?:,|\s[-–—]\s)\s*(?P<role>\S.*)$"
 )
 
 
-_BY_LINE = re.compile(r"^[Bb]y\s+(?P<name>" + _NAME + r")$")
+_BY_LINE = re.compile(r"^(?:[Bb]y|From)\s+(?P<name>" + _NAME + r")$")
 
 
 _ROLE_WORDS = re.compile(
@@ -50,32 +50,68 @@ _GREETING = re.compile(
 
 
 _CLOSING = re.compile(
-    r"^((with )?(best|kind|warm|warmest|many) (wishes|regards|thanks)|regards|thanks|"
-    r"thank you|hope to see you|see you|take care|all the best|yours|cheers|speak soon|"
-    r"until next time|best)\b",
+    r"^((with )?(best|kind|kindest|warm|warmest|many|sincere) (wishes|regards|thanks)|regards|"
+    r"thanks|thank you|hope to see you|see you|take care|all the best|yours|cheers|speak soon|"
+    r"until next time|best|warmly|with (thanks|gratitude|best wishes)|respectfully)\b",
     re.I,
 )
 
 
-def _structure(blocks: list[Block], name: str, images: list[Picture] | None = None) -> Draft:
+# Lines of a signature that are not for a newsletter: a phone number, an email or web
+# address, a postal address (a UK postcode), or a line labelled as one of them.
+_CONTACT = re.compile(
+    r"\+?\d[\d ()-]{8,}\d"
+    r"|[\w.+-]+@[\w-]+\.[\w.-]+"
+    r"|\bwww\.|https?://"
+    r"|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"
+    r"|^\s*(?:t|tel|telephone|m|mob|mobile|p|phone|dd|direct|e|email|w|web|a|address)\s*[:.]\s",
+    re.I,
+)
+
+
+_TITLE = r"(?:(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Cllr|Councillor|Sir|Dame|Rev)\.?\s+)?"
+
+
+_SIGNED_NAME = re.compile(r"^" + _TITLE + r"(?P<name>" + _NAME + r")$")
+
+
+def _structure(
+    blocks: list[Block],
+    name: str,
+    images: list[Picture] | None = None,
+    envelope: Envelope | None = None,
+) -> Draft:
     """``images``: the pictures the blocks' image blocks point into, known to the sections
-    as they are built (which to leave out, which came with alt text)."""
+    as they are built (which to leave out, which came with alt text). ``envelope``: what
+    the email around the briefing said (its Subject, Date, From) and what was left out."""
+    env = envelope or Envelope()
     draft = Draft(source=name, title="", date=dt.date.today(), sections=[], images=images or [])
     i = 0
-    # Title: a Word "Title", else the first line.
+    sent = env.date.date() if env.date else None
+    everything = " ".join(b.plain for b in blocks)
+    # Title: a Word "Title", else the first line (not a greeting), else the email's Subject.
     titled = next((k for k, b in enumerate(blocks[:3]) if b.style == "title"), None)
+    from_subject = False
     if titled is not None:
         first = blocks.pop(titled)
     else:
         first = blocks[0]
-        if first.kind in ("para", "heading") and _title_shape(first.plain):
+        if (
+            first.kind in ("para", "heading")
+            and _title_shape(first.plain)
+            and not _GREETING.match(first.plain)
+            and not (env.subject and first.plain.rstrip()[-1:] in ",.:;")
+        ):
             blocks.pop(0)
+        elif env.subject:
+            first, from_subject = Block("para", plain=env.subject), True
         else:
             first = Block("para", plain="")
-    title_text, date_found = _title_and_date(first.plain, draft)
+    title_text, date_found = _title_and_date(first.plain, draft, sent, everything)
     draft.title = title_text or "TODO: title"
-    draft.recognised["title"] = title_text or "none found"
+    draft.recognised["title"] = title_text + (" (the email's subject)" if from_subject else "")
     if not title_text:
+        draft.recognised["title"] = "none found"
         draft.note("title", "no title line found at the top; write the title")
 
     author = _POSSESSIVE.match(draft.title)
@@ -124,15 +160,26 @@ def _structure(blocks: list[Block], name: str, images: list[Picture] | None = No
         )
 
     sign_off, body = _split_sign_off(body, draft)
-    if draft.author_name and not draft.author_role:
+    if (
+        draft.author_name
+        and not draft.author_role
+        and "signature" not in draft.recognised.get("author", "")
+    ):
         where = "the title" if "title" in draft.recognised.get("author", "") else "a 'By' line"
         draft.note(
             "author",
             f"'{draft.author_name}' was taken from {where}; check it, and add "
             "'role: …' under it if the issue should show their role",
         )
+    if not draft.author_name and env.sender:
+        draft.author_name = env.sender
+        draft.recognised["author"] = f"{env.sender} (the email's From: line)"
+        draft.note(
+            "author",
+            f"'{env.sender}' sent the email; check they are the author, and add 'role: …'",
+        )
     if not date_found:
-        _guess_date(draft, blocks)
+        _guess_date(draft, blocks, sent)
 
     heads, numbered = _headings(body)
     draft.numbered = numbered
@@ -143,6 +190,9 @@ def _structure(blocks: list[Block], name: str, images: list[Picture] | None = No
     if draft.sections:
         draft.preheader = _preheader(draft)
         draft.note("preheader", "made from the section headings; write a one-line summary")
+    draft.left_out = env.left_out + draft.left_out
+    for note in env.notes:
+        draft.note("", note)
     _defuse_all(draft)
     return draft
 
@@ -224,14 +274,54 @@ def _split_sign_off(body: list[Block], draft: Draft) -> tuple[list[str], list[Bl
             break
         count += len(body[j].lines)
     lines = [ln for b in body[cut:] for ln in b.lines]
-    for ln in lines:
-        sig = _AUTHOR_LINE.match(ln)
-        if sig and _ROLE_WORDS.search(sig.group("role")):
-            name, role = sig.group("name").strip(), sig.group("role").strip()
-            if not draft.author_name:
-                draft.author_name, draft.author_role = name, role
-                draft.recognised["author"] = f"{name}, {role} (from the sign-off)"
-                draft.note("author", "taken from the signature at the end; check it")
-            elif name == draft.author_name and not draft.author_role:
-                draft.author_role = role
-    return lines, body[:cut]
+    return _signature(lines, draft), body[:cut]
+
+
+def _signature(lines: list[str], draft: Draft) -> list[str]:
+    """The sign-off's lines as kept: the closing, and after it a signature of name, role
+    and organisation in any order, read into the author; its phone numbers, addresses and
+    organisation lines are left out (and listed)."""
+    closing = next((j for j, ln in enumerate(lines) if _CLOSING.match(ln)), -1)
+    kept: list[str] = []
+    name = role = None
+    for j, ln in enumerate(lines):
+        if j <= closing:
+            kept.append(ln)
+            continue
+        if _CONTACT.search(ln):
+            draft.left_out.append(f"a contact line of the signature: {ln}")
+            continue
+        if _NOT_A_PERSON.search(ln) and not _ROLE_WORDS.search(ln) and not _SIGNED_NAME.match(ln):
+            draft.left_out.append(f"the organisation line of the signature: {ln}")
+            continue
+        kept.append(ln)
+        one = _AUTHOR_LINE.match(ln)
+        signed = _SIGNED_NAME.match(ln)
+        if one and _ROLE_WORDS.search(one.group("role")) and (name is None or role is None):
+            if name is None or one.group("name").startswith(name):
+                name, role = one.group("name").strip(), one.group("role").strip()
+        elif signed and not _ROLE_WORDS.search(ln) and name is None:
+            name = signed.group("name")
+        elif _ROLE_WORDS.search(ln) and role is None and name is not None:
+            role = ln.strip().rstrip(",")
+    if name is not None:
+        _signed_author(draft, name, role)
+    return kept
+
+
+def _signed_author(draft: Draft, name: str, role: str | None) -> None:
+    known = draft.author_name
+    if known and name != known and not (known.startswith(name + " ") or name.startswith(known)):
+        return  # signed by someone else (a first name that is not the author's, say)
+    if not known:
+        if " " not in name and role is None:
+            return  # a first name alone is a sign-off, not an author
+        draft.author_name = name
+        draft.author_role = role
+        what = f"{name}, {role}" if role else name
+        draft.recognised["author"] = f"{what} (from the signature)"
+        draft.note("author", "taken from the signature at the end; check it")
+    elif name.startswith(known) and len(name) > len(known):
+        draft.author_name = name  # "Steve" in the title, "Steve Kay" signed
+    if role and not draft.author_role and (draft.author_name or "").startswith(name.split()[0]):
+        draft.author_role = role

@@ -8,7 +8,7 @@ import re
 
 from .markdown import _md_text
 from .model import Block, Item
-from .shapes import _NUMBERED, _clean, _heading_shape, _short, _space, _title_shape
+from .shapes import _NUMBERED, _NUMBERED_HEAD, _clean, _heading_shape, _short, _space, _title_shape
 
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)(?:[•●▪■◦○·‣⁃]\s*|[-*+–—]\s+|(?<=\s)o\s+)(?P<text>\S.*)$")
 
@@ -42,7 +42,7 @@ def _text_blocks(text: str) -> list[Block]:
 
 
 def _para(text: str, line: int | None, *, lines: list[str] | None = None) -> Block:
-    numbered = _NUMBERED.match(text)
+    numbered = _NUMBERED_HEAD.match(text)
     return Block(
         "para",
         md=_md_text(text),
@@ -55,6 +55,7 @@ def _para(text: str, line: int | None, *, lines: list[str] | None = None) -> Blo
 
 def _group_blocks(group: list[str], start: int) -> list[Block]:
     """One run of non-blank lines -> paragraphs, lists and quotes."""
+    group = _unwrap(group)
     if all(_QUOTE_LINE.match(ln) for ln in group):
         inner = [_QUOTE_LINE.match(ln).group("text") for ln in group]  # type: ignore[union-attr]
         paras = [_space(p) for p in "\n".join(inner).split("\n\n") if p.strip()]
@@ -67,7 +68,7 @@ def _group_blocks(group: list[str], start: int) -> list[Block]:
         stripped = [ln.strip() for ln in group]
         if len(group) == 1:
             return [_para(_space(group[0]), start)]
-        first = _NUMBERED.match(group[0])
+        first = _NUMBERED_HEAD.match(group[0])
         if first and _heading_shape(first.group("text"), 15):
             # "1. Heading" with its text on the very next line.
             return [_para(_space(group[0]), start), *_group_blocks(group[1:], start + 1)]
@@ -136,6 +137,28 @@ def _group_blocks(group: list[str], start: int) -> list[Block]:
             prose.append(line.strip())
     flush_prose()
     flush_list()
+    return out
+
+
+def _unwrap(group: list[str]) -> list[str]:
+    """Lines an email wrapped at 72-78 columns, joined again: a line that starts in lower
+    case continues the one before, and so does any line after a long line (60 or more)
+    that does not end a sentence, when no line of the run is longer than 80."""
+    wrapped = max(len(ln.rstrip()) for ln in group) <= 80
+    out: list[str] = []
+    for line in group:
+        text = line.strip()
+        marked = _BULLET.match(line) or _NUMBERED_HEAD.match(line) or _QUOTE_LINE.match(line)
+        prev = out[-1].rstrip() if out else ""
+        if (
+            prev
+            and not marked
+            and not _QUOTE_LINE.match(prev)
+            and (text[:1].islower() or (wrapped and len(prev) >= 60 and prev[-1] not in ".!?:;"))
+        ):
+            out[-1] = prev + " " + text
+        else:
+            out.append(line)
     return out
 
 

@@ -1,5 +1,6 @@
 """Word (.docx) -> blocks: mammoth turns the document into semantic HTML, and that HTML
-into blocks with Markdown text (headings, bold, italic, links, lists, pictures).
+into blocks with Markdown text (headings, bold, italic, links, lists, tables, pictures).
+An email's HTML (mail.py) goes through the same ``html_blocks``.
 """
 
 from __future__ import annotations
@@ -35,32 +36,47 @@ class _Node:
 
 
 class _Tree(HTMLParser):
-    """mammoth's HTML as a small tree (it is simple and well formed)."""
+    """HTML as a small tree: mammoth's (simple and well formed) or an email's (anything;
+    what a reader never sees, such as <head> and <style>, is dropped)."""
 
-    VOID = frozenset({"img", "br", "hr"})
+    VOID = frozenset({"img", "br", "hr", "meta", "link", "input", "col", "area", "base", "wbr"})
+    UNSEEN = frozenset({"head", "style", "script", "title", "template", "xml", "noscript"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.root = _Node("root", {})
         self.stack = [self.root]
+        self.hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.UNSEEN:
+            self.hidden += 1
+            return
+        if self.hidden:
+            return
         node = _Node(tag, {k: v or "" for k, v in attrs})
         self.stack[-1].children.append(node)
         if tag not in self.VOID:
             self.stack.append(node)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.stack[-1].children.append(_Node(tag, {k: v or "" for k, v in attrs}))
+        if not self.hidden and tag not in self.UNSEEN:
+            self.stack[-1].children.append(_Node(tag, {k: v or "" for k, v in attrs}))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in self.UNSEEN:
+            self.hidden = max(0, self.hidden - 1)
+            return
+        if self.hidden:
+            return
         for i in range(len(self.stack) - 1, 0, -1):
             if self.stack[i].tag == tag:
                 del self.stack[i:]
                 break
 
     def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
+        if not self.hidden:
+            self.stack[-1].children.append(data)
 
 
 def _docx_blocks(data: bytes, name: str) -> tuple[list[Block], list[Picture], list[str]]:
@@ -101,16 +117,56 @@ def _docx_blocks(data: bytes, name: str) -> tuple[list[Block], list[Picture], li
             f"{name}: Word styles read as plain paragraphs: {', '.join(sorted(styles))}; "
             "check those paragraphs"
         )
+    return html_blocks(_tree(result.value), warnings), pictures, warnings
+
+
+def _tree(html: str) -> _Node:
     tree = _Tree()
-    tree.feed(_clean(result.value))
+    tree.feed(_clean(html))
     tree.close()
+    return tree.root
+
+
+def html_blocks(root: _Node, warnings: list[str]) -> list[Block]:
     blocks: list[Block] = []
-    for child in tree.root.children:
+    for child in root.children:
         if isinstance(child, _Node):
             blocks += _html_block(child, warnings)
         elif child.strip():
             blocks.append(_para(_space(child), None))
-    return blocks, pictures, warnings
+    return blocks
+
+
+# Tags that sit inside a line of text; a box holding only these is a paragraph.
+_INLINE = frozenset(
+    [
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "s",
+        "span",
+        "font",
+        "br",
+        "img",
+        "sup",
+        "sub",
+        "small",
+        "big",
+        "code",
+        "mark",
+        "abbr",
+        "time",
+        "del",
+        "ins",
+        "label",
+        "o:p",
+        "cite",
+        "q",
+    ]
+)
 
 
 def _html_block(node: _Node, warnings: list[str]) -> list[Block]:
@@ -124,7 +180,7 @@ def _html_block(node: _Node, warnings: list[str]) -> list[Block]:
             Block("heading", md=_md_text(text), plain=text, level=int(tag[1]), style=style),
             *_images_in(node),
         ]
-    if tag == "p":
+    if tag == "p" or (tag not in _BLOCKS and _inline_only(node)):
         md, plain = _inline(node.children)
         out: list[Block] = []
         if plain.strip():
@@ -141,35 +197,88 @@ def _html_block(node: _Node, warnings: list[str]) -> list[Block]:
         paras = [c for c in node.children if isinstance(c, _Node)]
         quote = [_inline(p.children)[0] for p in paras if _inline(p.children)[1].strip()]
         plain = " ".join(_space(p.text()) for p in paras)
-        return [Block("quote", plain=plain, quote=quote)] if quote else []
+        if not quote and _space(node.text()):  # an email's <blockquote>text</blockquote>
+            md, plain = _inline(node.children)
+            quote = [md]
+        return [Block("quote", plain=_space(plain), quote=quote)] if quote else []
     if tag == "table":
-        rows = [n for n in _walk(node) if n.tag == "tr"]
-        items = []
-        for row in rows:
-            cells = [
-                _inline(c.children)[0].replace("\\\n", " ")
-                for c in row.children
-                if isinstance(c, _Node) and c.tag in ("td", "th")
-            ]
-            cells = [c for c in cells if c.strip()]
-            if cells:
-                items.append(Item(" | ".join(cells)))
-        if not items:
-            return _images_in(node)
-        warnings.append("a table was turned into a list, one row a line; check it reads well")
-        return [Block("list", plain=_space(node.text()), items=items), *_images_in(node)]
+        table = _html_table(node)
+        if table is None:  # a table that lays things out: its cells, block by block
+            return _children(node, warnings)
+        return [table, *_images_in(node)]
     if tag == "img":
         return _images_in(_Node("div", {}, [node]))
     if tag == "hr":
         return []
-    # Anything else (div, section): its children, block by block.
-    out = []
+    # Anything else (div, section, td of a layout table): its children, block by block.
+    return _children(node, warnings)
+
+
+_BLOCKS = frozenset(
+    ["p", "ul", "ol", "li", "blockquote", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr"]
+)
+
+
+def _inline_only(node: _Node) -> bool:
+    return all(isinstance(c, str) or (c.tag in _INLINE and _inline_only(c)) for c in node.children)
+
+
+def _children(node: _Node, warnings: list[str]) -> list[Block]:
+    out: list[Block] = []
     for c in node.children:
         if isinstance(c, _Node):
             out += _html_block(c, warnings)
         elif c.strip():
             out.append(_para(_space(c), None))
     return out
+
+
+def _html_table(node: _Node) -> Block | None:
+    """A table of data (dates and events): each cell's Markdown on one line. None for a
+    table that only lays things out: one row or one column, or cells holding pictures,
+    other tables or more than a few paragraphs."""
+    rows = [n for n in _walk(node) if n.tag == "tr"]
+    cells = [
+        [c for c in row.children if isinstance(c, _Node) and c.tag in ("td", "th")] for row in rows
+    ]
+    cells = [r for r in cells if r]
+    if len(cells) < 2 or max(len(r) for r in cells) < 2:
+        return None
+    for row in cells:
+        for cell in row:
+            inner = _walk(cell)
+            if any(n.tag in ("table", "img") for n in inner):
+                return None
+            if sum(1 for n in inner if n.tag in ("p", "div", "li")) > 6:
+                return None
+    first = cells[0]
+    header = (
+        all(c.tag == "th" for c in first)
+        or any(n.tag == "thead" for n in _walk(node))
+        or all(_all_bold(c) for c in first)
+    )
+    table = Block("table", rows=[[_cell_md(c) for c in row] for row in cells], header=header)
+    table.plain = " ".join(_space(c.text()) for row in cells for c in row)
+    return table
+
+
+def _cell_md(cell: _Node) -> str:
+    """A cell's paragraphs and list items on one line, joined by '; ' (a table row is one
+    line of Markdown)."""
+    parts: list[str] = []
+    loose: list[_Node | str] = []
+    for c in [cell, *_walk(cell)]:
+        if c is not cell and c.tag in ("p", "li"):
+            parts.append(
+                _inline(
+                    [x for x in c.children if not (isinstance(x, _Node) and x.tag in ("ul", "ol"))]
+                )[0]
+            )
+    if not parts:
+        loose = list(cell.children)
+        parts = [_inline(loose)[0]]
+    text = "; ".join(p.replace("\\\n", " ").strip() for p in parts if p.strip())
+    return _space(text)
 
 
 def _walk(node: _Node) -> list[_Node]:
