@@ -864,3 +864,69 @@ def test_per_hour_cap_and_reservations_from_several_workers() -> None:
     assert waits == [0.0, 0.0, 0.0, 3600.0]
     assert RateLimiter(0).unlimited and RateLimiter(float("inf")).unlimited
     assert RateLimiter(None).reserve() == 0.0
+
+
+def test_throttling_halves_the_rate_and_recovers_it_slowly() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(8.0, clock=clock)
+    assert limiter.slow_down() == 4.0 and limiter.slow_down() == 2.0
+    assert take(limiter, clock, 3) == [0.0, 0.5, 1.0]
+    limiter.recover()  # additive: 8 / 120 s of recovery, over the 0.5 s one message takes
+    assert limiter.rate == pytest.approx(2.0 + 8.0 / 120.0 / 2.0)
+    for _ in range(10_000):
+        limiter.recover()
+    assert limiter.rate == 8.0 and limiter.throttles == 2
+    for _ in range(20):
+        limiter.slow_down()
+    assert limiter.rate == pytest.approx(1 / 60)  # never slower than one a minute
+    unlimited = RateLimiter(None, clock=clock)
+    for _ in range(10):  # ten messages a second, as they went
+        clock.now += 0.1
+        unlimited.reserve()
+    assert unlimited.slow_down() == pytest.approx(5.0)
+    for _ in range(10_000):
+        unlimited.recover()
+    assert unlimited.unlimited and unlimited.rate is None
+
+
+class Throttling(Recorder):
+    """Exchange Online under load: the first RCPTs get 432 4.3.2, some DATAs 451 4.7.500."""
+
+    def __init__(self, rcpt_refusals: int, data_refusals: int) -> None:
+        super().__init__()
+        self.rcpt_refusals = rcpt_refusals
+        self.data_refusals = data_refusals
+        self.refused = 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_refusals > 0:
+            self.rcpt_refusals -= 1
+            self.refused += 1
+            return "432 4.3.2 STOREDRV.ClientSubmit; Concurrent connections limit exceeded"
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_refusals > 0:
+            self.data_refusals -= 1
+            self.refused += 1
+            return "451 4.7.500 Server busy. Please try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.slow
+def test_a_throttling_server_slows_the_pool_and_everyone_arrives_once() -> None:
+    handler = Throttling(rcpt_refusals=2, data_refusals=1)
+    with aiosmtpd(handler) as port:
+        t = transport(config(port, connections=2, rate=40.0, tries=2))
+        run = send(t, [job(n) for n in range(40)])
+    assert run.states() == {"sent": 40}, run.done
+    received = sorted(rcpt[0] for _, rcpt, _ in handler.messages)
+    assert received == sorted(f"person{n}@example.net" for n in range(40))  # once each
+    assert handler.refused == 3 and t.throttled == 3
+    rates = list(t.limiter.history)
+    lowest = min(rates)
+    assert lowest <= 40.0 / 2**3  # halved at each throttling reply (some at once)
+    assert rates[-1] > lowest  # and climbing back as messages went through
+    assert all(o.relay == f"127.0.0.1:{port}" for o in run.done.values())

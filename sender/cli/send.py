@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import signal
 import sys
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -21,6 +23,7 @@ from rich.progress import (
 )
 
 from ..audiences import audience_key
+from ..clock import Clock, when_words
 from ..ledger import IssueHeld, LedgerError
 from ..problems import ProblemsError
 from ..send import (
@@ -37,10 +40,13 @@ from ..send import (
     stand_in,
     standing,
 )
+from ..send.quota import Quota
+from ..send.session import preflight
 from ..send.target import Target, Unclear, target
 from ..transports import Outcome, Transport, TransportError
 from ..workspace import Workspace
 from .common import EXIT_USAGE, InputError, console, console_err, open_workspace, show_problems
+from .schedule import countdown, parse_at, show_schedule
 from .send_report import show_result, show_summary
 
 
@@ -100,6 +106,25 @@ from .send_report import show_result, show_summary
     help="This file is a new issue, even though an earlier issue of the same file name was "
     "not sent to everyone.",
 )
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="When the relay's daily quota ([smtp] per_day) is reached, wait until it has room "
+    "again and carry on, as often as it takes (the issue stays held meanwhile).",
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="'YYYY-MM-DD HH:MM'",
+    help="Confirm now, then wait and send at this time (this computer's time zone); a line "
+    "counts down, Ctrl-C cancels.",
+)
+@click.option(
+    "--print-schedule",
+    is_flag=True,
+    help="With --at: print a systemd timer and a cron line that send at that time on a "
+    "server, instead of waiting here.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.option("--dry-run", is_flag=True, help="Show who would get what, and send nothing.")
 @click.option(
@@ -120,6 +145,9 @@ def command(
     retry_unknown: bool,
     same_as: str | None,
     new_issue: bool,
+    wait: bool,
+    at: str | None,
+    print_schedule: bool,
     yes: bool,
     dry_run: bool,
     verbose: bool,
@@ -148,8 +176,17 @@ def command(
       newsletter send ISSUE.yaml -l headteachers -l managers --dry-run
       newsletter send ISSUE.yaml -l all-staff --transport smtp --limit 500
       newsletter send ISSUE.yaml --test-to me@example.org --as-list headteachers
+      newsletter send ISSUE.yaml -l all-staff --transport smtp --at "2026-03-05 08:00"
+
+    With [smtp] per_day set, a send stops cleanly when the relay's quota for
+    the last 24 hours is used up, says when the rest can go, and exits with
+    status 75; --wait waits for the quota instead.
     """
     ws = open_workspace(ctx)
+    clock = Clock()
+    when = parse_at(at, clock.now()) if at else None
+    if print_schedule and when is None:
+        raise click.UsageError("--print-schedule goes with --at: say when to send")
     chosen = transport or ws.config.transport
     if not lists and not test_to:
         raise click.UsageError("say who to send to: --list NAME (or --test-to EMAIL for a test)")
@@ -209,6 +246,10 @@ def command(
     if dry_run:
         console.print("[yellow]Dry run:[/yellow] nothing was sent or recorded.")
         return
+    if when is not None and print_schedule:
+        command = _schedule_command(ws, issue, lists, transport, where_to, wait)
+        show_schedule(when, command, str(ws.root), plan.issue.slug)
+        return
     count = where.this_run(limit)
     try:
         # Before asking: a send that cannot go should not be confirmed first.
@@ -216,10 +257,13 @@ def command(
     except PreflightError as exc:
         raise InputError(f"{exc}\nNothing was sent.") from None
     verb = "Save" if where_to.scope == "rehearsal" else "Send to"
-    _confirm(ctx, yes, f"{verb} {count} people by {chosen}?")
+    later = f" at {when_words(when, clock.now())}" if when is not None else ""
+    _confirm(ctx, yes, f"{verb} {count} people by {chosen}{later}?")
 
     carrier = _transport(ws, plan, chosen, verbose, where_to.record.key)
     stop = threading.Event()
+    if when is not None:
+        _wait_to_send(carrier, when, clock, stop)
     resume = _resume_command(ws, issue, lists, transport, where_to)
     progress = Progress(
         TextColumn("[bold]Sending[/bold]"),
@@ -239,11 +283,22 @@ def command(
 
     def on_done(_email: str, outcome: Outcome) -> None:
         tally[outcome.state] += 1
+        slowed: int = getattr(carrier, "throttled", 0)  # the server asked us to slow down
         progress.update(
             task,
             advance=1,
-            tally=f"sent {tally['sent']}, deferred {tally['deferred']}, failed {tally['failed']}",
+            tally=f"sent {tally['sent']}, deferred {tally['deferred']}, failed {tally['failed']}"
+            + (f", throttled {slowed}×" if slowed else ""),
             rate=f"{_rate(progress, task):.0f}/s",
+        )
+
+    def on_wait(quota: Quota) -> None:
+        if quota.opens - clock.now() < timedelta(minutes=1):
+            return  # the window slides on as messages sent a day ago leave it
+        console.print(
+            f"[yellow]The daily quota of {quota.per_day:,} for {escape(quota.relay)} is used "
+            f"up[/yellow]; waiting until {when_words(quota.opens, clock.now())} to carry on "
+            "(Ctrl-C stops; running the same command later carries on too)."
         )
 
     previous = signal.getsignal(signal.SIGINT)
@@ -268,6 +323,9 @@ def command(
                 stop=stop,
                 on_snapshot=on_snapshot,
                 on_done=on_done,
+                clock=clock,
+                wait=wait,
+                on_wait=on_wait,
             )
     except PreflightError as exc:
         raise InputError(f"{exc}\nNothing was sent.") from None
@@ -287,7 +345,43 @@ def command(
         show_problems(report.archive.warnings)
         index = report.archive.folder / "index.html"
         console.print(f"Archive updated: {escape(ws.display(index))}")
-    show_result(ws, plan, report, chosen, resume)
+    show_result(ws, plan, report, chosen, resume, now=clock.now())
+
+
+def _wait_to_send(carrier: Transport, when: datetime, clock: Clock, stop: threading.Event) -> None:
+    """Check the server now (a problem shows while someone is here to fix it), then count
+    down to ``when``; Ctrl-C cancels, nothing sent."""
+    try:
+        preflight(carrier)
+    except PreflightError as exc:
+        raise InputError(f"{exc}\nNothing was sent.") from None
+    previous = signal.getsignal(signal.SIGINT)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    try:
+        arrived = countdown(when, clock, stop)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if not arrived:
+        console.print("Cancelled: nothing was sent.")
+        raise click.exceptions.Exit(130)
+
+
+def _schedule_command(
+    ws: Workspace,
+    issue: Path,
+    lists: tuple[str, ...],
+    transport: str | None,
+    to: Target,
+    wait: bool,
+) -> list[str]:
+    """The command a timer runs: this one, from anywhere, without --at and without asking."""
+    program = shutil.which("newsletter") or sys.argv[0]
+    parts = shlex.split(_resume_command(ws, issue.resolve(), lists, transport, to))
+    wait_too = ["--wait"] if wait else []
+    return [program, "--workspace", str(ws.root), *parts[1:], *wait_too, "--yes"]
 
 
 def _confirm(ctx: click.Context, yes: bool, question: str) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from ..audiences import audience_key
+from ..clock import when_words
 from ..send import Eligibility, SendPlan, SendReport, Standing, outbox_folder
 from ..send.target import Target
 from ..workspace import Workspace
 from .common import InputError, console, show_problems
 
 SAMPLE = 5  # people shown as an example in the summary
+EXIT_LATER = 75  # EX_TEMPFAIL: stopped cleanly by the daily quota; the rest can go later
 
 
 def show_summary(
@@ -116,7 +120,13 @@ def show_summary(
 
 
 def show_result(
-    ws: Workspace, plan: SendPlan, report: SendReport, chosen: str, resume: str
+    ws: Workspace,
+    plan: SendPlan,
+    report: SendReport,
+    chosen: str,
+    resume: str,
+    *,
+    now: datetime | None = None,
 ) -> None:
     outcomes, failures = report.outcomes, report.failures
     rehearsal = report.target is not None and report.target.scope == "rehearsal"
@@ -150,6 +160,16 @@ def show_result(
             "they may well have arrived, so they are not sent again by themselves. Check with "
             f"one of them; to send them again anyway: {escape(resume)} --retry-unknown"
         )
+    if report.quota is not None:
+        quota, total = report.quota, len(plan.recipients)
+        sent = min(report.snapshot.already_sent + report.sent, total)
+        console.print(
+            f"[yellow]{sent:,} of {total:,} sent; the rest can go from "
+            f"{when_words(quota.opens, now or datetime.now(UTC))}[/yellow] (the daily quota of "
+            f"{quota.per_day:,} messages for {escape(quota.relay)} is used up): "
+            f"{escape(resume)} --wait"
+        )
+        raise click.exceptions.Exit(EXIT_LATER)
     failures = [(e, o) for e, o in failures if o.state != "unknown"]
     if failures:
         deferred = sum(1 for _, o in failures if o.state == "deferred")

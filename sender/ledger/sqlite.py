@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..clock import Clock, stamp
 from ..transports.base import Outcome
 from .errors import IssueHeld, LedgerDamaged, LedgerError, LedgerFull, LedgerGone
 from .records import (
@@ -87,8 +88,10 @@ def _full(path: Path) -> LedgerFull:
 class SqliteLedger:
     """The ledger in one SQLite file (WAL, fsync on every commit)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Clock | None = None) -> None:
         self.path = path
+        # When answers are stamped (the daily quota counts them): a test's clock, or now.
+        self._now = now if clock is None else lambda: stamp(clock.now())
         _private(path)
         # Worker threads report outcomes; one connection, one lock, short transactions.
         try:
@@ -414,7 +417,17 @@ class SqliteLedger:
 
     def mark_done(self, issue: str, email: str, outcome: Outcome) -> None:
         with self._answers_lock:
-            self._answers.append((outcome.state, outcome.code, outcome.text, now(), issue, email))
+            self._answers.append(
+                (
+                    outcome.state,
+                    outcome.code,
+                    outcome.text,
+                    self._now(),
+                    outcome.relay,
+                    issue,
+                    email,
+                )
+            )
 
     def mark_failed(self, issue: str, email: str, reason: str) -> None:
         """A person whose message could not be made: failed, with the reason, at once."""
@@ -451,6 +464,19 @@ class SqliteLedger:
                 f"SELECT {_SEND_COLUMNS} FROM sends WHERE id = ?", (send_id,)
             ).fetchone()
         return _send_record(row)
+
+    def relay_sent(self, relay: str, since: str) -> list[str]:
+        """When each message that ``relay`` took was recorded sent, after ``since`` (an
+        ISO time in UTC, as ``now()`` writes it), oldest first: the daily quota's
+        memory, across runs and issues."""
+        with self._lock:
+            self._commit_answers()
+            rows = self._db.execute(
+                "SELECT updated FROM deliveries WHERE relay = ? AND state = 'sent'"
+                " AND updated > ? ORDER BY updated",
+                (relay, since),
+            ).fetchall()
+        return [str(at) for (at,) in rows]
 
     # -- reading -------------------------------------------------------------
     def deliveries(self, issue: str) -> list[Delivery]:
@@ -649,7 +675,7 @@ _SENDING = (
     " updated = ? WHERE issue = ? AND email = ? AND (state = 'pending' OR send_id = ?)"
 )
 _DONE = (
-    "UPDATE deliveries SET state = ?, code = ?, detail = ?, updated = ? "
+    "UPDATE deliveries SET state = ?, code = ?, detail = ?, updated = ?, relay = ? "
     "WHERE issue = ? AND email = ?"
 )
 

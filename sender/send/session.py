@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..archive import ArchiveResult, publish_pictures, rebuild
 from ..audiences import audience_key
+from ..clock import Clock
 from ..issue import Issue
 from ..ledger import Holder, Ledger, LedgerError, Planned, SendRecord, Snapshot, open_ledger
 from ..message import message_id
@@ -26,6 +27,7 @@ from ..transports import Job, Outcome, Transport, TransportError, open_transport
 from ..workspace import Workspace
 from .eligibility import Eligibility
 from .plan import SendPlan, outbox_folder
+from .quota import DailyQuota, Halt, Quota
 from .target import Target
 
 Log = Callable[[str], None]
@@ -90,6 +92,7 @@ class SendReport:
     took_over: Holder | None = None  # a stale send of this issue this one replaced
     target: Target | None = None
     skipped: list[str] = field(default_factory=list)  # claimed by another sender meanwhile
+    quota: Quota | None = None  # the relay's daily quota stopped the send
 
     @property
     def sent(self) -> int:
@@ -133,6 +136,9 @@ def send(
     archive: bool = True,
     on_snapshot: Callable[[Snapshot, int], None] | None = None,
     on_done: Callable[[str, Outcome], None] | None = None,
+    clock: Clock | None = None,
+    wait: bool = False,
+    on_wait: Callable[[Quota], None] | None = None,
 ) -> SendReport:
     """Check the transport, hold the issue, snapshot everyone, deliver to whom ``rule`` says.
 
@@ -142,12 +148,18 @@ def send(
     ``on_snapshot(snapshot, n)`` is told how many will be sent this run,
     before the first; ``on_done(email, outcome)`` after each. The workspace's
     ledger is used unless ``ledger`` is given.
+
+    A relay with a daily quota ([smtp] per_day) sends what the last 24 hours
+    leave room for, then stops (``report.quota`` says when more can go); with
+    ``wait`` it waits for the window to open (``on_wait`` is told) and carries
+    on, holding the issue. ``clock`` tells the time and waits.
     """
     check_published(plan, ws)
     preflight(transport)
     run = _Run(
         plan, ws, transport, target, rule or Eligibility(), limit, stop, on_snapshot, on_done
     )
+    run.quota = DailyQuota.of(transport, clock or Clock(), wait=wait, on_wait=on_wait)
     try:
         if ledger is None:
             with open_ledger(ws.config) as opened:
@@ -181,6 +193,7 @@ class _Run:
         self.failures: list[tuple[str, Outcome]] = []
         self.skipped: list[str] = []
         self.lock = threading.Lock()
+        self.quota: DailyQuota | None = None
 
     def held(self, ledger: Ledger) -> SendReport:
         key = self.target.key
@@ -228,7 +241,7 @@ class _Run:
             file=self.target.record.file,
         )
 
-        def jobs() -> Iterator[Job]:
+        def jobs(queue: list[tuple[str, str]]) -> Iterator[Job]:
             # Lazily: a message is made only when a connection is ready for it.
             for email, mid in queue:
                 r = by_key[email]
@@ -247,18 +260,36 @@ class _Run:
                 yield job
 
         def started(job: Job) -> bool:
+            if quota is not None and not quota.take():
+                return False  # the day's quota is used up: left pending, for later
             claimed = ledger.mark_sending(key, str(job.key), send_id)
             if not claimed:
                 with self.lock:
                     self.skipped.append(str(job.key))
+                if quota is not None:
+                    quota.give_back()
             return claimed
 
         def done(job: Job, outcome: Outcome) -> None:
             ledger.mark_done(key, str(job.key), outcome)
             self.count(str(job.key), outcome)
 
+        quota, stopped = self.quota, None
         try:
-            self.transport.send_all(jobs(), on_start=started, on_done=done, stop=self.stop)
+            while True:  # one round, or one per day's quota with --wait
+                halt = Halt(self.stop)
+                if quota is None or quota.open(ledger, halt):
+                    self.transport.send_all(jobs(queue), on_start=started, on_done=done, stop=halt)
+                if quota is None or self.stop.is_set() or not quota.reached:
+                    break
+                left = None if self.limit is None else self.limit - self.sum_outcomes()
+                queue = ledger.queue(key, by_key, left) if left is None or left > 0 else []
+                if not queue:
+                    break
+                stopped = quota.report(ledger)
+                if not quota.wait_for(stopped, self.stop):
+                    break
+                stopped = None
         except LedgerError:
             self.stop.set()
             self._finish(ledger, send_id)
@@ -271,6 +302,7 @@ class _Run:
             self.failures,
             interrupted=self.stop.is_set(),
             skipped=self.skipped,
+            quota=stopped,
         )
 
     def _finish(self, ledger: Ledger, send_id: int) -> SendRecord | None:
@@ -278,6 +310,10 @@ class _Run:
             return ledger.finish(send_id, interrupted=self.stop.is_set())
         except LedgerError:
             return None  # the ledger's own error is what the user needs to see
+
+    def sum_outcomes(self) -> int:
+        with self.lock:
+            return sum(self.outcomes.values())
 
     def count(self, email: str, outcome: Outcome) -> None:
         with self.lock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
 from ..message import Envelope
@@ -32,6 +32,8 @@ class Outcome:
     state: State
     code: int | None = None
     text: str = ""
+    # The relay account that answered (SMTP), for the daily quota: where, not what.
+    relay: str = field(default="", compare=False)
 
 
 class TransportError(Exception):

@@ -141,11 +141,33 @@ class SmtpTransport:
         anything the callbacks or ``jobs`` raised.
         """
         self._prepare()
-        pool = Pool(self.config, connect=self._open, limiter=self.limiter, backoff=self._backoff)
+        pool = Pool(
+            self.config,
+            connect=self._open,
+            limiter=self.limiter,
+            backoff=self._backoff,
+            relay=self.config.account,
+        )
         pool.send_all(jobs, on_start=on_start, on_done=on_done, stop=stop)
 
     def close(self) -> None:
         """Nothing stays open between calls: ``send_all`` closes its connections."""
+
+    @property
+    def relay(self) -> str:
+        """The relay account, as the ledger records which relay took each message."""
+        return self.config.account
+
+    @property
+    def daily(self) -> tuple[str, int] | None:
+        """(relay account, messages allowed in any 24 hours), when [smtp] per_day is set."""
+        per_day = self.config.per_day
+        return (self.config.account, per_day) if per_day and per_day > 0 else None
+
+    @property
+    def throttled(self) -> int:
+        """How many times the server has asked this transport to slow down."""
+        return self.limiter.throttles
 
 
 def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
 
 from ...config import SmtpConfig
 
-__all__ = ["Failure", "Overdue", "address", "explain", "reply_text"]
+__all__ = ["Failure", "Overdue", "address", "explain", "is_throttle", "reply_text"]
 
 _CERT_UNTRUSTED = {2, 18, 19, 20, 21, 27}  # OpenSSL verify codes: unknown issuer, self-signed…
 _CERT_WRONG_NAME = {62, 64}  # hostname / IP address mismatch
 
 
 class Failure(Exception):
-    """Opening a connection failed. ``permanent``: trying again cannot help."""
+    """Opening a connection failed. ``permanent``: trying again cannot help;
+    ``throttled``: the server asked us to slow down (see ``is_throttle``)."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, throttled: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.throttled = throttled
+
+
+# Exchange Online: 432 4.3.2 (too many connections or messages at once), 451 4.7.500
+# "Server busy"; others: "throttled", "rate limit", "try again later … busy".
+_THROTTLE_CODES = {421, 432, 451}
+_THROTTLE_WORDS = re.compile(r"\b4\.3\.2\b|\b4\.7\.\d+\b|throttl|busy|rate limit|too many", re.I)
+
+
+def is_throttle(code: int | None, text: str) -> bool:
+    """Whether a reply asks us to slow down (a 421, 432 or 451 saying 4.3.2, 4.7.x,
+    "throttled" or "busy"), rather than refusing this one message."""
+    return code in _THROTTLE_CODES and bool(_THROTTLE_WORDS.search(text))
 
 
 class Overdue(TimeoutError):

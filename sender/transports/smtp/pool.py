@@ -19,6 +19,13 @@ What happens to a message:
 * No answer to the final "." within ``data_timeout`` (or the connection drops
   while waiting for it): ``unknown``, as the message may have arrived; not
   tried again, and the connection is closed.
+* The server throttles (421, 432 or 451 with 4.3.2, 4.7.x or "busy" words, at
+  any step or when connecting): the whole pool slows down (the shared rate
+  is halved, then recovers message by message) and the message is tried
+  again later without counting as an attempt; never ``failed``.
+
+Every outcome carries the relay account that answered (``relay``), so the
+ledger can count each account's messages against its daily quota.
 
 ``on_start`` is called just before ``MAIL FROM`` of each attempt and
 ``on_done`` once per message with its final outcome, from the worker threads.
@@ -36,11 +43,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ...config import SmtpConfig
 from ..base import Job, Outcome, TransportError
-from .explain import Failure
+from .explain import Failure, is_throttle
 from .ratelimit import RateLimiter
 from .session import Dropped, Session, deliver, quit_session, still_there
 
@@ -48,6 +55,7 @@ __all__ = ["Pool"]
 
 _MAX_BACKOFF = 60.0  # seconds: the longest wait before trying a message again
 _STALE_AFTER = 10.0  # seconds idle before a reused connection is checked with NOOP
+_THROTTLED_AT_MOST = 100  # throttling replies to one message (or connection) before it counts
 
 
 @dataclass(eq=False)
@@ -57,6 +65,7 @@ class _Item:
     started: bool = False
     finished: bool = False
     last: Outcome | None = None
+    throttled: int = 0
 
 
 class _Work:
@@ -177,11 +186,13 @@ class Pool:
         connect: Callable[[int], Session],
         limiter: RateLimiter,
         backoff: float,
+        relay: str = "",
     ) -> None:
         self.config = config
         self._connect = connect
         self.limiter = limiter
         self._backoff = backoff
+        self.relay = relay
 
     def send_all(
         self,
@@ -192,6 +203,12 @@ class Pool:
         stop: threading.Event,
     ) -> None:
         """``SmtpTransport.send_all``, once the transport is prepared."""
+        if self.relay:
+            given, relay = on_done, self.relay
+
+            def on_done(job: Job, outcome: Outcome) -> None:
+                given(job, replace(outcome, relay=relay))
+
         workers = max(1, self.config.connections)
         work = _Work(workers, room=4 * workers)
         threads = [
@@ -247,6 +264,11 @@ class Pool:
     def _retry_in(self, attempt: int) -> float:
         return float(min(self._backoff * 2.0 ** max(attempt - 1, 0), _MAX_BACKOFF))
 
+    def _throttled(self) -> float:
+        """The server asked us to slow down: halve the pool's rate; seconds to wait."""
+        self.limiter.slow_down()
+        return max(self._backoff, self.limiter.interval)
+
     def _worker(
         self,
         number: int,
@@ -258,6 +280,7 @@ class Pool:
         tries = max(1, self.config.tries)
         smtp: Session | None = None
         failures = 0  # connection attempts failed in a row
+        throttled = 0  # connection attempts throttled in a row
         item: _Item | None = None
         lost: str | None = None
         try:
@@ -275,13 +298,17 @@ class Pool:
                 if smtp is None:
                     try:
                         smtp = self._connect(number)
-                        failures = 0
+                        failures = throttled = 0
                     except Failure as exc:
                         work.release(item, 0.0)  # not started: anyone may take it
                         item = None
                         if exc.permanent:
                             work.halt(TransportError(exc.message))
                             return
+                        if exc.throttled and throttled < _THROTTLED_AT_MOST:
+                            throttled += 1
+                            work.halted.wait(self._throttled())
+                            continue
                         failures += 1
                         if failures >= max(tries, 2):
                             lost = exc.message
@@ -305,17 +332,28 @@ class Pool:
                 try:
                     outcome = deliver(smtp, item.job, data_timeout=self.config.data_timeout)
                     retry = outcome.state == "deferred"
+                    slow = retry and is_throttle(outcome.code, outcome.text)
                     if smtp.sock is None:  # closed after a failed RSET
                         smtp = None
                 except Dropped as drop:
                     smtp = None
                     retry = True
+                    slow = is_throttle(drop.code, drop.reason)
                     outcome = Outcome(
                         "deferred",
                         drop.code,
                         f"the connection to the mail server dropped ({drop.reason})",
                     )
-                if retry and item.attempts < tries and not (work.halted.is_set() or stop.is_set()):
+                if outcome.state == "sent":
+                    self.limiter.recover()
+                if slow and item.throttled < _THROTTLED_AT_MOST and not work.halted.is_set():
+                    item.throttled += 1
+                    item.attempts -= 1  # the server's load, not this message: no attempt
+                    item.last = outcome
+                    work.release(item, self._throttled())
+                elif (
+                    retry and item.attempts < tries and not (work.halted.is_set() or stop.is_set())
+                ):
                     item.last = outcome
                     work.release(item, self._retry_in(item.attempts))
                 else:

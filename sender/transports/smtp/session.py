@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ...config import SmtpConfig
 from ..base import Job, Outcome
-from .explain import Failure, Overdue, address, explain, reply_text
+from .explain import Failure, Overdue, address, explain, is_throttle, reply_text
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -200,6 +200,7 @@ def open_session(
                 f"the mail server {where} turned us away when we connected: "
                 f"{code} {reply_text(msg)}",
                 permanent=code >= 500,
+                throttled=is_throttle(code, reply_text(msg)),
             )
         if smtp.sock is not None:
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
