@@ -1,4 +1,4 @@
-"""newsletter import: a briefing as written (.txt or .docx) -> a draft YAML issue."""
+"""newsletter import: a briefing as written (.txt, .docx, .eml, .msg) -> a draft YAML issue."""
 
 from __future__ import annotations
 
@@ -32,21 +32,25 @@ from .common import InputError, console, console_err, open_workspace, show_probl
 def command(
     ctx: click.Context, briefing: Path, out: Path | None, template: str | None, force: bool
 ) -> None:
-    """Turn a briefing as written (plain text or Word) into a draft issue.
+    """Turn a briefing as written (plain text, Word or an email) into a draft issue.
 
-    Reads BRIEFING (.txt, or .docx from Word) and writes a YAML issue that
+    Reads BRIEFING (.txt, .docx from Word, a saved email .eml, or an Outlook
+    .msg with the 'msg' extra) and writes a YAML issue that
     'newsletter check' accepts: the title, the date, the author, the greeting,
     an intro, one section per heading (numbered headings make a numbered
     briefing), lists, links, bold and italic, pictures (saved in images/ next
-    to the issue) and the sign-off. Whatever it was unsure about is marked
-    '# CHECK:' in the file and listed here: read the draft through before
-    sending it. It never overwrites a file unless you add --force.
+    to the issue) and the sign-off. What an email adds around a briefing (its
+    headers, quoted replies, footers, a signature's phone numbers) is left out
+    and listed. Whatever it was unsure about is marked '# CHECK:' in the file
+    and listed here: read the draft through before sending it. It never
+    overwrites a file unless you add --force.
 
     \b
     Examples:
       newsletter import briefing.docx
       newsletter import pasted.txt -o newsletters/2025-03-july-briefing.yaml
       newsletter import briefing.docx --template blog --force
+      newsletter import "Staff briefing.eml"
     """
     ws = open_workspace(ctx)
     if template is not None and template not in ws.templates:
@@ -90,6 +94,13 @@ def command(
     console.print(f"  {'template':<9} {escape(template or draft.template)}")
     for path in written[:-1]:
         console.print(f"  {'picture':<9} {escape(ws.display(path))}")
+    if draft.left_out:
+        console.print(
+            f"Left out {len(draft.left_out)} thing(s) the email or the signature added "
+            "(listed in the file too):"
+        )
+        for what in draft.left_out:
+            console.print("  - " + escape(what))
     unsure = draft.unsure()
     if unsure:
         console.print(

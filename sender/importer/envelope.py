@@ -25,6 +25,11 @@ _KEYS = r"From|Sent|Date|To|Cc|Bcc|Subject|Importance|Attachments|Reply-To|Sende
 HEADER = re.compile(r"^\s*\**(?P<key>" + _KEYS + r")\**\s*:\s*\**\s*(?P<value>.*)$", re.I)
 
 
+FORWARDED = re.compile(
+    r"^\s*(?:-{2,}\s*Forwarded (?:message|by .*)\s*-{2,}|Begin forwarded message:)\s*$", re.I
+)
+
+
 MARKER = re.compile(
     r"^\s*(?:-{2,}\s*(?:Forwarded message|Original Message|Forwarded by .*)\s*-{2,}"
     r"|Begin forwarded message:|_{10,}|-{20,})\s*$",
@@ -181,12 +186,14 @@ def _strip_top(lines: list[str], env: Envelope) -> list[str]:
             env.leave_out("the email's header block", "\n".join(lines[n : n + run]))
             lines = lines[n + run :]
             continue
-        # A short note, then a forwarded message: the note is the forwarder's.
-        for k in range(n, min(len(lines), n + 25)):
-            if MARKER.match(lines[k]) and _header_run(lines, _first(lines, k + 1)):
-                note = "\n".join(ln for ln in lines[n:k] if ln.strip())
+        # A short note (8 lines at most), then a forwarded message: the forwarder's note.
+        for k in range(n, min(len(lines), n + 12)):
+            if FORWARDED.match(lines[k]) and _header_run(lines, _first(lines, k + 1)):
+                note = [ln for ln in lines[n:k] if ln.strip()]
+                if len(note) > 8 or len(" ".join(note).split()) > 80:
+                    return lines
                 if note:
-                    env.leave_out("the note above the forwarded message", note)
+                    env.leave_out("the note above the forwarded message", "\n".join(note))
                 lines = lines[k:]
                 break
         else:

@@ -23,7 +23,8 @@ _POSSESSIVE = re.compile(r"^(?P<name>[A-Z][\w.-]*(?:\s+[A-Z][\wâ€™'.-]*){1,3})[â
 _NOT_A_PERSON = re.compile(
     r"^(The|A|An|Our|My|Your|This|Their)\b|\b(Council|Services?|Schools?|Team|Trust|Department|"
     r"Directorate|Authority|Board|Partnership|Academy|College|University|City|Centre|Group|"
-    r"Children|Families|Education)$"
+    r"Children|Families|Education|Leaders|Governors|Headteachers|Heads|Staff|Teachers|Partners|"
+    r"Members|Trustees|Officers|Managers)$"
 )
 
 
@@ -38,7 +39,8 @@ _BY_LINE = re.compile(r"^(?:[Bb]y|From)\s+(?P<name>" + _NAME + r")$")
 _ROLE_WORDS = re.compile(
     r"\b(Director|Head|Headteacher|Manager|Officer|Chief|Executive|Leader|Lead|Member|Chair|"
     r"Councillor|Cabinet|Principal|President|Secretary|Coordinator|Co-ordinator|Commissioner|"
-    r"Assistant|Deputy|Strategic|Editor|Team)\b"
+    r"Assistant|Deputy|Strategic|Editor|Team|Clerk|Adviser|Advisor|Administrator|Consultant|"
+    r"Specialist|Inspector|Teacher|Librarian|Trustee|SENCo)\b"
 )
 
 
@@ -291,7 +293,7 @@ def _signature(lines: list[str], draft: Draft) -> list[str]:
         if _CONTACT.search(ln):
             draft.left_out.append(f"a contact line of the signature: {ln}")
             continue
-        if _NOT_A_PERSON.search(ln) and not _ROLE_WORDS.search(ln) and not _SIGNED_NAME.match(ln):
+        if _NOT_A_PERSON.search(ln) and not _ROLE_WORDS.search(ln):
             draft.left_out.append(f"the organisation line of the signature: {ln}")
             continue
         kept.append(ln)
@@ -301,7 +303,7 @@ def _signature(lines: list[str], draft: Draft) -> list[str]:
             if name is None or one.group("name").startswith(name):
                 name, role = one.group("name").strip(), one.group("role").strip()
         elif signed and not _ROLE_WORDS.search(ln) and name is None:
-            name = signed.group("name")
+            name = ln.strip()  # as signed, with a title such as "Dr"
         elif _ROLE_WORDS.search(ln) and role is None and name is not None:
             role = ln.strip().rstrip(",")
     if name is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .markdown import _md_text
+from .markdown import _URL, _md_text
 from .model import Block, Item
 from .shapes import _NUMBERED, _NUMBERED_HEAD, _clean, _heading_shape, _short, _space, _title_shape
 
@@ -148,7 +148,12 @@ def _unwrap(group: list[str]) -> list[str]:
     out: list[str] = []
     for line in group:
         text = line.strip()
-        marked = _BULLET.match(line) or _NUMBERED_HEAD.match(line) or _QUOTE_LINE.match(line)
+        marked = (
+            _BULLET.match(line)
+            or _NUMBERED_HEAD.match(line)
+            or _QUOTE_LINE.match(line)
+            or _URL.match(text)  # an address on a line of its own, as in a signature
+        )
         prev = out[-1].rstrip() if out else ""
         if (
             prev

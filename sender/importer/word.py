@@ -252,12 +252,12 @@ def _html_table(node: _Node) -> Block | None:
             if sum(1 for n in inner if n.tag in ("p", "div", "li")) > 6:
                 return None
     first = cells[0]
-    header = (
-        all(c.tag == "th" for c in first)
-        or any(n.tag == "thead" for n in _walk(node))
-        or all(_all_bold(c) for c in first)
-    )
-    table = Block("table", rows=[[_cell_md(c) for c in row] for row in cells], header=header)
+    bold = all(_all_bold(c) for c in first)
+    header = all(c.tag == "th" for c in first) or any(n.tag == "thead" for n in _walk(node))
+    text = [[_cell_md(c) for c in row] for row in cells]
+    if bold:  # a header row made bold by hand: a header shows bold by itself
+        text[0] = [re.sub(r"^\*\*(.*)\*\*$", r"\1", c) for c in text[0]]
+    table = Block("table", rows=text, header=header or bold)
     table.plain = " ".join(_space(c.text()) for row in cells for c in row)
     return table
 
