@@ -85,11 +85,20 @@ def _sentence_case_line(body: list[Block], k: int) -> bool:
     (or at the start) and followed by a longer paragraph, a list or a table."""
     text = body[k].plain.strip()
     words = text.split()
-    if len(words) > 8 or not text[:1].isupper() or text[-1] in ".,;:!?…)":
+    if len(words) > 8 or not text[:1].isupper() or text[-1] in ".,;:!?…)" or _PHATIC.match(text):
         return False
     prev = body[k - 1] if k > 0 else None
     settled = prev is None or prev.kind != "para" or len(prev.plain.split()) >= 12
     return settled and _answered(body, k)
+
+
+# Short lines people write between paragraphs that are not headings: "See you there",
+# "Thanks again", "Please share this with your teams".
+_PHATIC = re.compile(
+    r"^(?:see you|thanks|thank you|please|hope|enjoy|have a|happy|congratulations|welcome|"
+    r"well done|good luck|remember|don't forget|do get in touch|any questions)\b",
+    re.I,
+)
 
 
 def _answered(body: list[Block], k: int) -> bool:
