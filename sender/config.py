@@ -490,6 +490,14 @@ class Config:
         "without sending twice.",
         example="ledger.sqlite",
     )
+    bounce_address: str | None = setting(
+        "send",
+        MailAddress(),
+        None,
+        help="The mailbox bounces come back to: each person's messages carry their own "
+        "bounces+TOKEN@ address there, so 'newsletter inbox' knows whose bounce it is.",
+        example="bounces@riverside.example.org",
+    )
     images_mode: str = setting(
         "images",
         Choice(IMAGE_MODES),
@@ -507,10 +515,39 @@ class Config:
         help="The folder the web copies of issues go to, to publish at web_url.",
         example="archive",
     )
+    unsubscribe_url: str | None = setting(
+        "unsubscribe",
+        Link("https://", hint="give the address 'newsletter serve' answers at, ending in /u/"),
+        None,
+        key="url",
+        help="The unsubscribe page ('newsletter serve') the emails link to; each person's "
+        "private token is added after it (one click, RFC 8058).",
+        example="https://news.riverside.example.org/u/",
+    )
+    unsubscribe_mailto: str | None = setting(
+        "unsubscribe",
+        MailAddress(),
+        None,
+        key="mailto",
+        help="An address that takes unsubscribe emails; each person's is "
+        "unsubscribe+TOKEN@ that address.",
+        example="unsubscribe@riverside.example.org",
+    )
+    token_secret_env: str = setting(
+        "unsubscribe",
+        Text(),
+        "NEWSLETTER_TOKEN_SECRET",
+        key="secret_env",
+        help="The environment variable holding the secret that makes each person's private "
+        "unsubscribe and bounce token (never in this file).",
+        example="NEWSLETTER_TOKEN_SECRET",
+    )
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     dkim: DkimConfig = field(default_factory=DkimConfig)
     # [[smtp]]: every relay, in the order they are tried ([smtp] is the first).
     smtp_relays: tuple[SmtpConfig, ...] = ()
+    # [lists.NAME] unsubscribe = false: lists an employer must send to (no unsubscribe).
+    mandatory_lists: frozenset[str] = frozenset()
 
     @property
     def relays(self) -> tuple[SmtpConfig, ...]:
@@ -588,15 +625,75 @@ def load_config(root: Path) -> Config:
 
     # [[smtp]]: several relays, each table read and checked as an [smtp] section.
     tables = data.pop("smtp") if isinstance(data.get("smtp"), list) else None
+    mandatory = _mandatory_lists(data.pop("lists", {}), path, problems)
     given = read(data, path, problems, options())
     relays = [read({"smtp": t}, path, problems, _smtp_options()) for t in tables or ()]
     problems.raise_if_errors()
-    config = build(Config, given, base=root, root=root)
+    config = build(Config, given, base=root, root=root, mandatory_lists=mandatory)
     if not relays:
         return config
     smtps = tuple(build(SmtpConfig, r, base=root) for r in relays)
     return replace(config, smtp=smtps[0], smtp_relays=smtps)
 
 
+def _mandatory_lists(tables: Any, path: Path, problems: Problems) -> frozenset[str]:
+    """[lists.NAME] tables: ``unsubscribe = false`` marks a list people cannot leave."""
+    if not isinstance(tables, dict):
+        problems.error(path, None, None, "[lists] must hold one [lists.NAME] table per list")
+        return frozenset()
+    mandatory = set()
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            problems.error(
+                path, None, None, f"write [lists.{name}] on its own line, then its settings"
+            )
+            continue
+        for key, value in table.items():
+            if key != "unsubscribe":
+                problems.error(
+                    path,
+                    None,
+                    None,
+                    f"unknown setting '{key}' in [lists.{name}]",
+                    "the one setting there is: unsubscribe = true or false",
+                )
+            elif not isinstance(value, bool):
+                problems.error(
+                    path, None, None, f"[lists.{name}] unsubscribe must be true or false"
+                )
+            elif not value:
+                mandatory.add(name)
+    return frozenset(mandatory)
+
+
 def _smtp_options() -> list[Option]:
     return [o for o in options() if o.section == "smtp"]
+
+
+# Filled in per person by the send with their private token (see sender/tokens.py);
+# anything that shows a message without one (build, preview, a test) shows the default.
+TOKEN_PLACEHOLDER = '{{ unsubscribe_token | default("your-private-link") }}'
+
+
+def unsubscribe_links(config: Config, audiences: frozenset[str]) -> list[str]:
+    """The unsubscribe addresses of a version sent to these lists, best first, each with
+    the person's token as a placeholder; none when every list is one people cannot leave.
+
+    ``audiences`` empty (every section: build, the archive) counts as any list."""
+    if audiences and audiences <= config.mandatory_lists:
+        return []
+    links = []
+    if config.unsubscribe_url:
+        links.append(config.unsubscribe_url + TOKEN_PLACEHOLDER)
+    if config.unsubscribe_mailto:
+        _, address = parseaddr(config.unsubscribe_mailto)
+        local, _, domain = address.partition("@")
+        links.append(f"mailto:{local}+{TOKEN_PLACEHOLDER}@{domain}")
+    if not links and config.unsubscribe:
+        links.append(config.unsubscribe)
+    return links
+
+
+def needs_tokens(config: Config) -> bool:
+    """Whether a send makes each person's private token (and needs the secret)."""
+    return bool(config.unsubscribe_url or config.unsubscribe_mailto or config.bounce_address)

@@ -191,6 +191,41 @@ def _key_of(issue: Issue, config: Config, src: str) -> str:
     return next((u.key for u in uses(issue, config.logo) if u.src == src), "title")
 
 
+def unsubscribe_problems(config: Config, lists: Sequence[str], *, file: str) -> list[Problem]:
+    """Gmail, Yahoo and Outlook.com want a one-click (https) unsubscribe from bulk senders."""
+    leavable = [n for n in lists if n not in config.mandatory_lists]
+    out: list[Problem] = []
+    fixed = sorted(set(lists) & config.mandatory_lists)
+    if fixed:
+        out.append(
+            Problem(
+                file,
+                None,
+                None,
+                f"{', '.join(fixed)}: marked as a list people cannot leave "
+                "([lists.NAME] unsubscribe = false), so its emails carry no unsubscribe",
+                "only for messages an employer must send; remove the line otherwise",
+                "warning",
+            )
+        )
+    one_click = config.unsubscribe_url or (config.unsubscribe or "").startswith("https://")
+    if leavable and not one_click:
+        out.append(
+            Problem(
+                file,
+                None,
+                None,
+                f"{', '.join(leavable)}: people can leave these lists, but the emails have no "
+                "one-click unsubscribe (an https:// page); Gmail, Yahoo and Outlook.com expect "
+                "one from bulk senders",
+                "set [unsubscribe] url to where 'newsletter serve' answers, or mark a list "
+                "people cannot leave with [lists.NAME] unsubscribe = false",
+                "warning",
+            )
+        )
+    return out
+
+
 def check_issue(ws: Workspace, path: Path) -> list[Problem]:
     """Load, render every variant and lint; all problems, nothing raised."""
     try:
@@ -203,5 +238,6 @@ def check_issue(ws: Workspace, path: Path) -> list[Problem]:
     file = ws.display(path)
     return [
         *picture_problems(issue, variants, ws.config, file=file),
+        *unsubscribe_problems(ws.config, ws.lists, file=file),
         *lint(issue, variants, file=file, list_sizes=sizes, columns=columns),
     ]

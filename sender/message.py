@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
 from operator import itemgetter
 
-from .config import ASCII_ADDRESS, DOMAIN_NAME, HEADER_URL, Config
+from .config import ASCII_ADDRESS, DOMAIN_NAME, HEADER_URL, Config, unsubscribe_links
 from .pictures import Picture
 from .placeholders import PLACEHOLDER, Context, Placeholder, escape, find, split
 from .problems import Problem
@@ -407,6 +407,13 @@ _TO, _SUBJECT, _MESSAGE_ID, _UNSUBSCRIBE = 0, 1, 2, 3
 _FIRST_VALUE = 4
 
 
+def _list_unsubscribe(links: list[str]) -> bytes:
+    """``List-Unsubscribe: <https://…>, <mailto:…>`` (RFC 2369), folded between addresses."""
+    tokens = [f"<{link}>," for link in links]
+    tokens[-1] = tokens[-1].rstrip(",")
+    return _fold("List-Unsubscribe", tokens)
+
+
 def _picture_part(picture: Picture, domain: str) -> bytes:
     """An inline picture part, base64 in 76-character lines (RFC 2045), made once per variant."""
     body = base64.encodebytes(picture.data).replace(b"\n", CRLF)
@@ -455,16 +462,15 @@ class MessageTemplate:
         ).hexdigest()
         self.boundary = f"==nl_{digest[:24]}=="
 
-        self._unsubscribe = config.unsubscribe
-        self._unsubscribe_dynamic = False
-        if self._unsubscribe:
-            bare = PLACEHOLDER.sub("x", self._unsubscribe)
-            if not HEADER_URL.fullmatch(bare):
+        # Several addresses (a page, a mailbox), each perhaps holding the person's token.
+        self._unsubscribe = unsubscribe_links(config, variant.audiences)
+        for link in self._unsubscribe:
+            if not HEADER_URL.fullmatch(PLACEHOLDER.sub("x", link)):
                 raise ValueError(
-                    f"the unsubscribe address {self._unsubscribe!r} must be ASCII with no "
+                    f"the unsubscribe address {link!r} must be ASCII with no "
                     "spaces or angle brackets (percent-encode them)"
                 )
-            self._unsubscribe_dynamic = bare != self._unsubscribe
+        self._unsubscribe_dynamic = any(True for link in self._unsubscribe for _ in find(link))
 
         # The message as constant bytes and numbered holes. Holes 0-3 are
         # headers; then each distinct (placeholder, context, ends its part)
@@ -497,8 +503,9 @@ class MessageTemplate:
             if self._unsubscribe_dynamic:
                 emit(_UNSUBSCRIBE)
             else:
-                emit(_header("List-Unsubscribe", f"<{self._unsubscribe}>"))
-            if self._unsubscribe.startswith("https://"):
+                emit(_list_unsubscribe(self._unsubscribe))
+            # RFC 8058: one click only where there is a page to POST to.
+            if any(link.startswith("https://") for link in self._unsubscribe):
                 emit(_header("List-Unsubscribe-Post", ONE_CLICK))
         emit(_unstructured("X-Newsletter-Issue", variant.slug))
         emit(b"MIME-Version: 1.0\r\n")
@@ -587,9 +594,9 @@ class MessageTemplate:
             values[_SUBJECT] = _unstructured(
                 "Subject", _fill_strict(self._subject, fields, email, "text")
             )
-        if self._unsubscribe_dynamic and self._unsubscribe:
-            values[_UNSUBSCRIBE] = _header(
-                "List-Unsubscribe", f"<{_fill_strict(self._unsubscribe, fields, email, 'url')}>"
+        if self._unsubscribe_dynamic:
+            values[_UNSUBSCRIBE] = _list_unsubscribe(
+                [_fill_strict(link, fields, email, "url") for link in self._unsubscribe]
             )
         for ph, context, last in self._values:
             values.append(_qp_value(escape(_strict(ph, fields, email), context), last))

@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from . import markup
 from .audiences import EVERYONE, audience_key, parse_key
-from .config import Config
+from .config import Config, unsubscribe_links
 from .inline import engine
 from .issue import Issue
 from .pictures import Picture, PictureError, Pictures, is_local, published
@@ -225,7 +225,7 @@ class Renderer:
     def _variant(self, issue: Issue, prepared: _Prepared, audiences: frozenset[str]) -> Variant:
         audiences = frozenset() if EVERYONE in audiences else audiences
         chosen = [i for i, s in enumerate(issue.sections) if s.is_for(audiences)]
-        context = self._context(issue, audiences)
+        context = self._context(issue, audiences, prepared.tokens)
         html_sections = [
             {**prepared.sections_html[i], "number": n} for n, i in enumerate(chosen, start=1)
         ]
@@ -271,16 +271,19 @@ class Renderer:
             embedded=self.mode == "embed",
         )
 
-    def _context(self, issue: Issue, audiences: frozenset[str]) -> dict[str, Any]:
+    def _context(self, issue: Issue, audiences: frozenset[str], tokens: Tokens) -> dict[str, Any]:
         c = self.config
+        # The page people unsubscribe on, else the mailbox; none on the archive's public
+        # pages (it means nothing there) or for lists nobody may leave.
+        links = [] if self.mode == "archive" else unsubscribe_links(c, audiences)
+        link = tokens.protect(links[0]) if links else None
         return {
             "newsletter": {
                 "name": c.name,
                 "organisation": c.organisation,
                 "address": c.address,
                 "lang": c.lang,
-                "unsubscribe": c.unsubscribe,
-                "unsubscribe_label": (c.unsubscribe or "").removeprefix("mailto:").split("?")[0],
+                "unsubscribe": link,
             },
             "issue": {
                 "date": long_date(issue),

@@ -37,7 +37,7 @@ def secret(variable: str) -> bytes:
         raise SecretMissing(
             f"the environment variable {variable} must hold the secret that makes each "
             f"person's private unsubscribe and bounce links (at least {MIN_SECRET} characters). "
-            "Make one once, e.g. python3 -c \"import secrets; print(secrets.token_hex(32))\", "
+            'Make one once, e.g. python3 -c "import secrets; print(secrets.token_hex(32))", '
             "keep it somewhere safe, and set it the same way for every send: a new secret "
             "makes links already sent stop working."
         )

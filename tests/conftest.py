@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
+TOKEN_SECRET = "tests-only-secret-0123456789abcdef"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -57,6 +58,14 @@ def browser(chromium_path: str) -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(autouse=True)
+def token_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shipped settings give each person private unsubscribe and bounce links, made
+    with a secret from the environment: every test's sends (and their subprocesses) have one."""
+    monkeypatch.setenv("NEWSLETTER_TOKEN_SECRET", TOKEN_SECRET)
+    return TOKEN_SECRET
 
 
 @pytest.fixture

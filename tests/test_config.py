@@ -350,8 +350,18 @@ def test_bad_domain(cli: Cli, workspace: Path, domain: str) -> None:
 SHIPPED = {
     "from": 'from = "Riverside Schools and Learning <news@riverside.example.org>"',
     "reply_to": 'reply_to = "Communications Team <comms@riverside.example.org>"',
-    "unsubscribe": 'unsubscribe = "mailto:unsubscribe@riverside.example.org?subject=unsubscribe"',
 }
+WEB_URL = 'web_url = "https://news.riverside.example.org/"'
+PRIVATE_LINKS = (
+    'url = "https://news.riverside.example.org/u/"\nmailto = "unsubscribe@riverside.example.org"\n'
+)
+
+
+def one_unsubscribe(workspace: Path, url: str) -> None:
+    """The shipped settings with one [newsletter] unsubscribe address for everyone
+    instead of the private links of [unsubscribe] (which take precedence)."""
+    edit_config(workspace, PRIVATE_LINKS, "")
+    edit_config(workspace, WEB_URL, f'{WEB_URL}\nunsubscribe = "{url}"')
 
 
 @pytest.mark.parametrize(
@@ -400,7 +410,7 @@ def test_address_with_a_line_break(cli: Cli, workspace: Path) -> None:
     ],
 )
 def test_unsubscribe_a_header_cannot_carry(cli: Cli, workspace: Path, url: str, what: str) -> None:
-    edit_config(workspace, SHIPPED["unsubscribe"], f'unsubscribe = "{url}"')
+    one_unsubscribe(workspace, url)
     check_says(
         cli,
         f"[newsletter] unsubscribe '{url}' cannot go into a mail header: it has {what} in it",
@@ -413,7 +423,7 @@ def test_unsubscribe_a_header_cannot_carry(cli: Cli, workspace: Path, url: str, 
     "url", ["ftp://riverside.example.org/unsubscribe", "http://riverside.example.org/unsub"]
 )
 def test_unsubscribe_must_be_https_or_mailto(cli: Cli, workspace: Path, url: str) -> None:
-    edit_config(workspace, SHIPPED["unsubscribe"], f'unsubscribe = "{url}"')
+    one_unsubscribe(workspace, url)
     check_says(
         cli,
         f"[newsletter] unsubscribe '{url}' must start with https:// or mailto:",
@@ -435,19 +445,16 @@ def test_web_url_must_be_a_web_page(cli: Cli, workspace: Path, url: str) -> None
     ("old", "new"),
     [
         (SHIPPED["from"], 'from = "Zoë’s “Schools” News <news@riverside.example.org>"'),
-        (
-            SHIPPED["unsubscribe"],
-            'unsubscribe = "https://riverside.example.org/unsub?e={{ email }}&id={{ member_id }}"',
-        ),
-        (
-            SHIPPED["unsubscribe"],
-            "unsubscribe = \"https://riverside.example.org/unsub?n={{ name | default('a b') }}\"",
-        ),
+        (None, "https://riverside.example.org/unsub?e={{ email }}&id={{ member_id }}"),
+        (None, "https://riverside.example.org/unsub?n={{ name | default('a b') }}"),
         ('domain = "news.riverside.example.org"', 'domain = "XN--nws-wma.Example.ORG"'),
     ],
 )
-def test_what_loads_also_sends(workspace: Path, old: str, new: str) -> None:
-    edit_config(workspace, old, new)
+def test_what_loads_also_sends(workspace: Path, old: str | None, new: str) -> None:
+    if old is None:  # an unsubscribe address: one for everyone
+        one_unsubscribe(workspace, new)
+    else:
+        edit_config(workspace, old, new)
     assert sends(load_config(workspace))
 
 
@@ -487,8 +494,12 @@ def test_options_in_reference_order() -> None:
         ("send", "outbox"),
         ("send", "outbox_is_delivery"),
         ("send", "ledger"),
+        ("send", "bounce_address"),
         ("images", "mode"),
         ("archive", "folder"),
+        ("unsubscribe", "url"),
+        ("unsubscribe", "mailto"),
+        ("unsubscribe", "secret_env"),
         ("smtp", "host"),
         ("smtp", "port"),
         ("smtp", "security"),

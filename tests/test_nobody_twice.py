@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import TOKEN_SECRET
 from servers import Recorder, aiosmtpd
 
 from sender.cli import cli
@@ -50,6 +51,7 @@ ENV = {
     "NO_COLOR": "1",
     "COLUMNS": "200",
     "SOURCE_DATE_EPOCH": "1739404800",
+    "NEWSLETTER_TOKEN_SECRET": TOKEN_SECRET,
 }
 
 pytestmark = pytest.mark.usefixtures("fixed_date")
@@ -160,11 +162,13 @@ def deliveries(workspace: Path) -> list[tuple[str, str, str, str, str]]:
 
 
 def everyone_counts(status_output: str) -> dict[str, int]:
-    """The 'everyone' row of `newsletter status`, state -> count (the first table's)."""
+    """The 'everyone' row of `newsletter status`, state -> count (the first table's);
+    its last column is how many bounced since."""
     line = next(x for x in status_output.splitlines() if "everyone" in x)
     numbers = [int(n) for n in re.findall(r"\d+", line)]
-    assert len(numbers) == len(STATES), line
-    return dict(zip(STATES, numbers, strict=True))
+    columns = (*STATES, "bounced")
+    assert len(numbers) == len(columns), line
+    return dict(zip(columns, numbers, strict=True))
 
 
 @pytest.fixture
@@ -230,6 +234,7 @@ def test_same_person_in_other_capitals_is_sent_once_has_one_row_and_counts_once(
     assert everyone_counts(status.output) == {
         **dict.fromkeys(STATES, 0),
         "sent": len(staff | managers),
+        "bounced": 0,
     }, status.output
     assert "priya" not in status.output.casefold()  # not listed as a failure either
 

@@ -174,7 +174,8 @@ def test_placeholders_survive_every_engine(workspace: Path) -> None:
         assert 'href="https://example.org/p?e={{ email }}"' in variant.html
         assert 'href="https://example.org/b?n={{ name }}"' in variant.html
         assert variant.html.lower().startswith("<!doctype html>")
-        assert variant.fields == {"first_name", "email", "name"}
+        # unsubscribe_token: the footer's private link, filled in per person by the send.
+        assert variant.fields == {"first_name", "email", "name", "unsubscribe_token"}
         assert variant.required == {"email", "name"}
         filled = fill(split(variant.html, "html"), {"email": "a&b@example.org", "name": "<b>"})
         assert "e=a%26b%40example.org" in filled

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import click
 from rich.markup import escape
 
@@ -56,6 +58,8 @@ def history(ctx: click.Context) -> None:
     ws = open_workspace(ctx)
     with read_ledger(ws.config) as ledger:
         sends = ledger.sends()
+        bounced = {s.issue: len(ledger.bounced(s.issue)) for s in sends}
+        unsubscribed = Counter(x.issue for x in ledger.suppressions() if x.reason == "unsubscribed")
     if not sends:
         console.print("Nothing has been sent yet.")
         return
@@ -73,3 +77,12 @@ def history(ctx: click.Context) -> None:
             f"{'saved' if rehearsal else 'sent'} {s.sent}, failed {s.failed}, "
             f"deferred {s.deferred}"
         )
+    # The issue's own record, after all its sends: what came back.
+    for issue in dict.fromkeys(s.issue for s in sends if s.scope == "delivery"):
+        total = sum(s.sent for s in sends if s.issue == issue and s.scope == "delivery")
+        back, left = bounced.get(issue, 0), unsubscribed.get(issue, 0)
+        if total and (back or left):
+            rate = f"{100 * back / total:.1f}%"
+            console.print(
+                f"{escape(issue)}: {back} bounced ({rate} of {total} sent), {left} unsubscribed"
+            )

@@ -6,8 +6,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from ..ledger import read_ledger
 from ..lists import SUPPRESSED, Selection, list_names, select
 from ..problems import ProblemsError
+from ..send.plan import apply_suppressions
 from .common import InputError, console, show_problems, workspace_config
 
 SHOWN_CONFLICTS = 10
@@ -54,6 +56,9 @@ def command(ctx: click.Context, names: tuple[str, ...]) -> None:
         return
     try:
         selection = select(recipients_dir, config.root, chosen)
+        # Bounces and unsubscribes the ledger holds count as suppressed too.
+        with read_ledger(config) as ledger:
+            apply_suppressions(selection, ledger.suppressions())
     except ProblemsError as exc:
         raise click.BadParameter(
             "; ".join(f"{p.message}" + (f" ({p.hint})" if p.hint else "") for p in exc.problems),

@@ -31,10 +31,10 @@ from ..send import (
     NotOnList,
     PreflightError,
     SendPlan,
-    check_published,
     ledger_states,
     open_transport_for,
     plan_send,
+    ready,
     send,
     send_test,
     stand_in,
@@ -253,7 +253,7 @@ def command(
     count = where.this_run(limit)
     try:
         # Before asking: a send that cannot go should not be confirmed first.
-        check_published(plan, ws)
+        ready(plan, ws, where_to.scope)
     except PreflightError as exc:
         raise InputError(f"{exc}\nNothing was sent.") from None
     verb = "Save" if where_to.scope == "rehearsal" else "Send to"

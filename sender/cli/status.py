@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..ledger import REHEARSAL, STATES, Delivery, by_list, iter_failures, read_ledger
+from ..audiences import key_lists
+from ..config import Config
+from ..ledger import (
+    REHEARSAL,
+    STATES,
+    Delivery,
+    Suppression,
+    by_list,
+    iter_failures,
+    read_ledger,
+)
 from ..ledger.identity import known_as
+from ..lists import select
 from ..problems import ProblemsError
+from ..recipient import address_key
 from .common import console, open_workspace
 
 
@@ -48,6 +61,11 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
         rows = ledger.deliveries(record.key) if record else []
         saved = ledger.deliveries(record.key + REHEARSAL) if record else []
         holders = [h for h in ledger.holders() if record and h.issue.startswith(record.key)]
+        bounced = ledger.bounced(record.key) if record else {}
+        sent_to = sorted(
+            {n for s in ledger.sends() if record and s.issue == record.key for n in s.lists}
+        )
+        suppressions = ledger.suppressions()
     if not rows and not saved:
         console.print(f"{escape(file)} has not been sent to anyone yet.")
         return
@@ -61,9 +79,10 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
     for h in holders:
         console.print(f"[yellow]Being sent now[/yellow] by {escape(h.describe())}.")
     if rows:
-        _table(escape(shown), rows)
+        _table(escape(shown), rows, bounced)
     if saved:
-        _table(f"{escape(record.key)}: saved to the outbox (a rehearsal, not sent)", saved)
+        _table(f"{escape(record.key)}: saved to the outbox (a rehearsal, not sent)", saved, {})
+    _not_sent_to(ws.config, sent_to, suppressions)
     sending = sum(1 for d in rows if d.state == "sending")
     if sending:
         console.print(
@@ -84,13 +103,44 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
         )
 
 
-def _table(title: str, rows: list[Delivery]) -> None:
+def _table(title: str, rows: list[Delivery], bounced: dict[str, str]) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("list")
     for state in STATES:
         table.add_column(state, justify="right")
+    table.add_column("bounced", justify="right")  # after it was sent: from 'newsletter inbox'
     for name, counts in sorted(by_list(rows).items()):
-        table.add_row(name, *(str(counts[s]) for s in STATES))
+        back = sum(1 for d in rows if d.email in bounced and name in key_lists(d.lists))
+        table.add_row(name, *(str(counts[s]) for s in STATES), str(back))
     totals = {s: sum(1 for d in rows if d.state == s) for s in STATES}
-    table.add_row("[bold]everyone[/bold]", *(f"[bold]{totals[s]}[/bold]" for s in STATES))
+    back = sum(1 for d in rows if d.email in bounced)
+    table.add_row(
+        "[bold]everyone[/bold]",
+        *(f"[bold]{totals[s]}[/bold]" for s in STATES),
+        f"[bold]{back}[/bold]",
+    )
     console.print(table)
+
+
+def _not_sent_to(config: Config, lists: list[str], suppressions: list[Suppression]) -> None:
+    """Who on the issue's lists the ledger kept it from, and why (bounces, unsubscribes)."""
+    if not lists or not suppressions:
+        return
+    try:
+        people = select(config.recipients_dir, config.root, lists).recipients
+    except ProblemsError:
+        return
+    on_lists = {address_key(r.email): r.lists for r in people}
+    held = [
+        s
+        for s in suppressions
+        if s.email in on_lists and any(s.covers(n) for n in on_lists[s.email])
+    ]
+    if not held:
+        return
+    reasons = Counter(s.reason for s in held)
+    said = ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items()))
+    console.print(
+        f"{len(held)} on these lists are not sent to, as the ledger says ({escape(said)}); "
+        "'newsletter suppressed' lists them."
+    )

@@ -25,13 +25,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from ..audiences import audience_key
 from ..config import CONFIG_NAME
-from ..lists import select
 from ..message import MessageTemplate
 from ..pictures import Picture, published
 from ..problems import Problem, ProblemsError, Severities
 from ..recipient import Recipient, address_key
 from ..send import SendPlan, plan_send
 from ..send import send_test as send_test_copy
+from ..send.plan import chosen
 from ..transports import TransportError
 from ..workspace import Workspace
 
@@ -206,7 +206,7 @@ def build_view(root: Path, issue: Path, version: str, check: CheckFn) -> View:
         findings = [_problem(ws.display(issue), exc)]
     audiences: list[Audience] = []
     try:
-        selection = select(ws.config.recipients_dir, ws.root, ws.lists)
+        selection = chosen(ws, ws.lists)
     except ProblemsError as exc:
         findings.extend(exc.problems)
     else:
@@ -240,7 +240,7 @@ def plan_for(view: View, issue: Path, audience: Audience) -> Plan:
     except ProblemsError as exc:
         # The people are still worth listing while the issue is being fixed.
         try:
-            selection = select(ws.config.recipients_dir, ws.root, audience.names)
+            selection = chosen(ws, audience.names)
             people = [r for r in selection.recipients if r.audiences == audience.lists]
         except ProblemsError:
             people = []

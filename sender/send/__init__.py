@@ -20,7 +20,9 @@ from .session import (
     SendReport,
     check_published,
     open_transport_for,
+    ready,
     send,
+    verp,
 )
 from .testsend import NotOnList, TestReport, send_test, stand_in
 
@@ -38,8 +40,10 @@ __all__ = [
     "open_transport_for",
     "outbox_folder",
     "plan_send",
+    "ready",
     "send",
     "send_test",
     "stand_in",
     "standing",
+    "verp",
 ]

@@ -8,17 +8,18 @@ any error stops the send before a single message is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from ..audiences import audience_key
 from ..issue import Issue
+from ..ledger import Suppression, read_ledger
 from ..lint import picture_problems
 from ..lists import Selection, select
 from ..message import MessageTemplate, check_fields, send_date
 from ..problems import Problem, ProblemsError
-from ..recipient import Recipient
+from ..recipient import Recipient, address_key
 from ..variant import Variant
 from ..workspace import Workspace
 
@@ -58,7 +59,7 @@ def plan_send(ws: Workspace, issue_path: Path, lists: Sequence[str]) -> SendPlan
     read at all (no email column, not a CSV file) stops the send.
     """
     issue = ws.load_issue(issue_path)
-    selection = select(ws.config.recipients_dir, ws.root, lists)
+    selection = chosen(ws, lists)
     unreadable = [p for p in selection.errors if p.line in (None, 1)]
     if unreadable:
         raise ProblemsError(unreadable)
@@ -88,3 +89,42 @@ def outbox_folder(ws: Workspace, issue: Issue, key: str | None = None) -> Path:
     """The issue's outbox folder, named by the name the ledger knows it by when given:
     two issues whose file names differ only in spaces or capitals keep their own."""
     return ws.config.resolve(ws.config.outbox) / (key or issue.slug)
+
+
+def chosen(ws: Workspace, lists: Sequence[str]) -> Selection:
+    """The people of these lists, less everyone the ledger says not to send to."""
+    selection = select(ws.config.recipients_dir, ws.root, lists)
+    with read_ledger(ws.config) as ledger:
+        apply_suppressions(selection, ledger.suppressions())
+    return selection
+
+
+def apply_suppressions(selection: Selection, suppressions: Sequence[Suppression]) -> int:
+    """Take out of ``selection`` the people suppressed in the ledger, from the lists each
+    suppression covers (an unsubscribe from one list keeps the others); counted in each
+    list's ``suppressed``. How many people are left out entirely."""
+    by_key: dict[str, list[Suppression]] = {}
+    for s in suppressions:
+        by_key.setdefault(s.email, []).append(s)
+    if not by_key:
+        return 0
+    kept: list[Recipient] = []
+    gone: dict[str, set[str]] = {}  # list -> address keys taken out of it
+    for r in selection.recipients:
+        key = address_key(r.email)
+        found = by_key.get(key)
+        if not found:
+            kept.append(r)
+            continue
+        lists = tuple(n for n in r.lists if not any(s.covers(n) for s in found))
+        for name in set(r.lists) - set(lists):
+            gone.setdefault(name, set()).add(key)
+        if lists:
+            kept.append(r if lists == r.lists else replace(r, lists=lists))
+    for name, keys in gone.items():
+        report = selection.reports[name]
+        report.recipients = [x for x in report.recipients if address_key(x.email) not in keys]
+        report.suppressed += len(keys)
+    dropped = len(selection.recipients) - len(kept)
+    selection.recipients[:] = kept
+    return dropped

@@ -14,15 +14,28 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 
+from .. import tokens
 from ..archive import ArchiveResult, publish_pictures, rebuild
 from ..audiences import audience_key
 from ..clock import Clock
+from ..config import needs_tokens
+from ..dkim import DkimError, Signer, signer_for
 from ..issue import Issue
-from ..ledger import Holder, Ledger, LedgerError, Planned, SendRecord, Snapshot, open_ledger
+from ..ledger import (
+    Holder,
+    Ledger,
+    LedgerError,
+    Planned,
+    SendRecord,
+    Snapshot,
+    TokenRecord,
+    open_ledger,
+)
 from ..message import message_id
-from ..recipient import address_key
+from ..recipient import Recipient, address_key
 from ..transports import Job, Outcome, Transport, TransportError, open_transport
 from ..workspace import Workspace
 from .eligibility import Eligibility
@@ -41,6 +54,23 @@ class PreflightError(TransportError):
 
 class PicturesNotPublished(PreflightError):
     """In ``hosted`` mode, pictures the emails link to do not answer at web_url yet."""
+
+
+def ready(plan: SendPlan, ws: Workspace, scope: str = "delivery") -> bytes | None:
+    """Everything a send needs from outside the workspace, checked before anyone is sent to:
+    the token secret (returned, when the settings need tokens) and hosted pictures.
+
+    A rehearsal in the outbox goes without the secret: its copies then show the
+    placeholder link instead of a private one."""
+    secret = None
+    if needs_tokens(ws.config):
+        try:
+            secret = tokens.secret(ws.config.token_secret_env)
+        except tokens.SecretMissing as exc:
+            if scope == "delivery":
+                raise PreflightError(str(exc)) from None
+    check_published(plan, ws)
+    return secret
 
 
 def check_published(plan: SendPlan, ws: Workspace, *, timeout: float = 10.0) -> None:
@@ -154,12 +184,17 @@ def send(
     ``wait`` it waits for the window to open (``on_wait`` is told) and carries
     on, holding the issue. ``clock`` tells the time and waits.
     """
-    check_published(plan, ws)
+    secret = ready(plan, ws, target.scope)
     preflight(transport)
     run = _Run(
         plan, ws, transport, target, rule or Eligibility(), limit, stop, on_snapshot, on_done
     )
+    run.secret = secret
     run.quota = DailyQuota.of(transport, clock or Clock(), wait=wait, on_wait=on_wait)
+    try:
+        run.signer = signer_for(ws.config)  # the DKIM key read and tried, before anyone
+    except DkimError as exc:
+        raise PreflightError(str(exc)) from None
     try:
         if ledger is None:
             with open_ledger(ws.config) as opened:
@@ -193,7 +228,9 @@ class _Run:
         self.failures: list[tuple[str, Outcome]] = []
         self.skipped: list[str] = []
         self.lock = threading.Lock()
+        self.secret: bytes | None = None  # makes each person's private token, when needed
         self.quota: DailyQuota | None = None
+        self.signer: Signer | None = None
 
     def held(self, ledger: Ledger) -> SendReport:
         key = self.target.key
@@ -230,6 +267,7 @@ class _Run:
             self.on_snapshot(snapshot, len(queue))
         if not queue:
             return SendReport(snapshot, None, {}, [])
+        private = self.tokens(ledger, [(email, by_key[email]) for email, _ in queue])
         issue = plan.issue
         send_id = ledger.begin(
             self.target.record.key,
@@ -243,20 +281,25 @@ class _Run:
 
         def jobs(queue: list[tuple[str, str]]) -> Iterator[Job]:
             # Lazily: a message is made only when a connection is ready for it.
+            bounces = self.ws.config.bounce_address
             for email, mid in queue:
                 r = by_key[email]
                 template = templates[r.audiences]
+                token = private.get(email)
+                if token:
+                    r = replace(r, fields={**r.fields, "unsubscribe_token": token})
                 try:
-                    job = Job(
-                        template.envelope(r, message_id=mid),
-                        template.render(r, message_id=mid),
-                        key=email,
-                    )
+                    envelope = template.envelope(r, message_id=mid)
+                    if token and bounces:
+                        envelope = replace(envelope, sender=verp(bounces, token))
+                    job = Job(envelope, template.render(r, message_id=mid), key=email)
                 except UNBUILDABLE as exc:
                     reason = f"the message could not be made: {exc}"
                     ledger.mark_failed(key, email, reason)
                     self.count(email, Outcome("failed", None, reason))
                     continue
+                if self.signer is not None:  # DKIM: once per person, on the final bytes
+                    job = Job(job.envelope, self.signer.sign(job.data), job.key)
                 yield job
 
         def started(job: Job) -> bool:
@@ -315,6 +358,21 @@ class _Run:
         with self.lock:
             return sum(self.outcomes.values())
 
+    def tokens(self, ledger: Ledger, people: list[tuple[str, Recipient]]) -> dict[str, str]:
+        """Each person's private token for this issue, saved in the ledger before any goes."""
+        if self.secret is None:
+            return {}
+        mandatory = self.ws.config.mandatory_lists
+        issue = self.target.record.key
+        made = {}
+        for email, r in people:
+            leavable = audience_key(r.audiences - mandatory) if r.audiences - mandatory else ""
+            made[email] = TokenRecord(
+                tokens.make(self.secret, email, leavable, issue), email, leavable, issue
+            )
+        ledger.save_tokens(made.values())
+        return {email: record.token for email, record in made.items()}
+
     def count(self, email: str, outcome: Outcome) -> None:
         with self.lock:
             self.outcomes[outcome.state] = self.outcomes.get(outcome.state, 0) + 1
@@ -322,3 +380,10 @@ class _Run:
                 self.failures.append((email, outcome))
         if self.on_done:
             self.on_done(email, outcome)
+
+
+def verp(bounce_address: str, token: str) -> str:
+    """``bounces+TOKEN@example.org``: whatever a bounce says, its envelope says whose it is."""
+    _, address = parseaddr(bounce_address)
+    local, _, domain = address.partition("@")
+    return f"{local}+{token}@{domain}"
