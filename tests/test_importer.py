@@ -431,7 +431,8 @@ def test_windows_1252_text_is_a_warning_and_a_good_import(cli: Cli, workspace: P
     assert "Windows-1252" in out.read_text(encoding="utf-8")  # and flagged in the file
     assert [s.heading for s in issue.sections] == ["Wellbeing Week"]
     # A full name signed under the closing is the author now (flagged in the file).
-    assert issue.author is not None and (issue.author.name, issue.author.role) == ("Anne Lewis", None)
+    assert issue.author is not None
+    assert (issue.author.name, issue.author.role) == ("Anne Lewis", None)
     assert norm(issue.sign_off or "") == "Kind regards, Anne Lewis"
 
 
