@@ -68,6 +68,9 @@ def _register() -> None:
     for module in (check, build, lists, send, status, archive, preview, import_, ledger):
         cli.add_command(module.command)
     cli.add_command(archive.history)
+    from . import dns  # the records to publish for [dkim] and the relays
+
+    cli.add_command(dns.command)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..dkim import alignment
 from ..lint import check_issue
 from .common import InputError, console, open_workspace, show_problems
 
@@ -33,6 +34,9 @@ def command(ctx: click.Context, issues: tuple[Path, ...], strict: bool) -> None:
     """
     ws = open_workspace(ctx)
     errors = warnings = 0
+    settings = alignment(ws.config)  # the DKIM domain against the From address's
+    show_problems(settings)
+    warnings += len(settings)
     for path in issues:
         problems = check_issue(ws, path)
         show_problems(problems)

@@ -114,8 +114,9 @@ def show_summary(
         if rehearsal:
             goes += "; a rehearsal: nothing is sent, and a real send later is not held back"
     else:
-        smtp = ws.config.smtp
-        goes = f"the mail server {smtp.host}:{smtp.port} ({smtp.security})"
+        goes = ", or if it cannot be used ".join(
+            f"the mail server {r.host}:{r.port} ({r.security})" for r in ws.config.relays
+        )
     console.print(f"Emails go to: {escape(goes)}")
 
 

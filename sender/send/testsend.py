@@ -11,12 +11,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..audiences import audience_key
+from ..dkim import DkimError, signer_for
 from ..ledger import Ledger, open_ledger
 from ..recipient import Recipient, address_key
 from ..transports import Job, Outcome
 from ..workspace import Workspace
 from .plan import SendPlan
-from .session import Log, open_transport_for, preflight
+from .session import Log, PreflightError, open_transport_for, preflight
 
 
 class NotOnList(LookupError):
@@ -67,6 +68,10 @@ def send_test(
     """
     transport = open_transport_for(ws, plan.issue, kind, tests=True, log=log)
     preflight(transport)
+    try:
+        signer = signer_for(ws.config)  # signed like the real ones, to test the DNS record
+    except DkimError as exc:
+        raise PreflightError(str(exc)) from None
     template = plan.templates(ws, test=True)[as_recipient.audiences]
     key = audience_key(as_recipient.audiences)
     results: list[tuple[str, Outcome]] = []
@@ -74,7 +79,10 @@ def send_test(
     def jobs() -> Iterator[Job]:
         for address in to:
             person = Recipient(address, "", as_recipient.fields, as_recipient.lists)
-            yield Job(template.envelope(person), template.render(person), key=address)
+            data = template.render(person)
+            if signer is not None:
+                data = signer.sign(data)
+            yield Job(template.envelope(person), data, key=address)
 
     def deliver(record: Ledger) -> None:
         def done(job: Job, outcome: Outcome) -> None:

@@ -40,7 +40,7 @@ def open_transport(
 
         return EmlOutbox(outbox)
     if kind == "smtp":
-        from .smtp import from_config
+        from .smtp import from_relays
 
-        return from_config(config.smtp, log=log)
+        return from_relays(config.relays, log=log)
     raise TransportError(f"there is no transport called '{kind}': use eml or smtp")

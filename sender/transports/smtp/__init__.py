@@ -12,8 +12,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...config import SmtpConfig
 from ..base import Job, Outcome, TransportError
@@ -23,7 +24,10 @@ from .pool import Pool
 from .ratelimit import Clock, RateLimiter
 from .session import Log, Session, open_session, quit_session
 
-__all__ = ["Job", "RateLimiter", "SmtpTransport"]
+if TYPE_CHECKING:
+    from .relays import Relays
+
+__all__ = ["Job", "RateLimiter", "SmtpTransport", "from_config", "from_relays"]
 
 
 class SmtpTransport:
@@ -133,12 +137,15 @@ class SmtpTransport:
         on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
+        hand_over: bool = False,
     ) -> None:
         """Send every job; return when each one started has had its ``on_done``.
 
-        Raises TransportError when no connection to the server can be made any
-        more (after every message in flight got its ``on_done``), and re-raises
-        anything the callbacks or ``jobs`` raised.
+        Raises TransportError (``Lost``) when no connection to the server can be
+        made any more (after every message in flight got its ``on_done``; with
+        ``hand_over``, those waiting to be tried again travel in the error
+        instead, for another relay), and re-raises anything the callbacks or
+        ``jobs`` raised.
         """
         self._prepare()
         pool = Pool(
@@ -148,7 +155,7 @@ class SmtpTransport:
             backoff=self._backoff,
             relay=self.config.account,
         )
-        pool.send_all(jobs, on_start=on_start, on_done=on_done, stop=stop)
+        pool.send_all(jobs, on_start=on_start, on_done=on_done, stop=stop, hand_over=hand_over)
 
     def close(self) -> None:
         """Nothing stays open between calls: ``send_all`` closes its connections."""
@@ -189,6 +196,17 @@ def from_config(config: SmtpConfig, *, log: Log | None = None) -> SmtpTransport:
             f"(export {config.password_env}=…) and run the command again; nothing was sent."
         )
     return SmtpTransport(config, password=password, log=log)
+
+
+def from_relays(configs: Sequence[SmtpConfig], *, log: Log | None = None) -> SmtpTransport | Relays:
+    """The transport for ``[smtp]`` (one relay), or for the relays of ``[[smtp]]``,
+    tried in order: a relay whose settings or secrets are missing is passed over
+    like one that does not answer."""
+    from .relays import Relays
+
+    if len(configs) == 1:
+        return from_config(configs[0], log=log)
+    return Relays(configs, lambda config: from_config(config, log=log))
 
 
 def _refuse_plain_login(config: SmtpConfig) -> None:

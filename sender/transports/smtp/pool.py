@@ -51,11 +51,20 @@ from .explain import Failure, is_throttle
 from .ratelimit import RateLimiter
 from .session import Dropped, Session, deliver, quit_session, still_there
 
-__all__ = ["Pool"]
+__all__ = ["Lost", "Pool"]
 
 _MAX_BACKOFF = 60.0  # seconds: the longest wait before trying a message again
 _STALE_AFTER = 10.0  # seconds idle before a reused connection is checked with NOOP
 _THROTTLED_AT_MOST = 100  # throttling replies to one message (or connection) before it counts
+
+
+class Lost(TransportError):
+    """No connection to the server can be made any more. ``unfinished``: messages
+    started and not finished, with their last outcome, when handed over."""
+
+    def __init__(self, message: str, unfinished: list[tuple[Job, Outcome]]) -> None:
+        super().__init__(message)
+        self.unfinished = unfinished
 
 
 @dataclass(eq=False)
@@ -201,8 +210,12 @@ class Pool:
         on_start: Callable[[Job], bool],
         on_done: Callable[[Job, Outcome], None],
         stop: threading.Event,
+        hand_over: bool = False,
     ) -> None:
-        """``SmtpTransport.send_all``, once the transport is prepared."""
+        """``SmtpTransport.send_all``, once the transport is prepared. With
+        ``hand_over``, messages started but not finished when the server is lost
+        for good get no ``on_done``: they travel in the Lost error, for another
+        relay to send."""
         if self.relay:
             given, relay = on_done, self.relay
 
@@ -242,11 +255,16 @@ class Pool:
         for t in threads:
             t.join()
         left = work.leftovers()
+        lost = bool(work.lost) and not stop.is_set() and bool(left or not ran_out)
+        unfinished: list[tuple[Job, Outcome]] = []
         for item in left:
             if item.started and not item.finished:
                 # Waiting to be tried again when the run stopped: deferred, as it stands.
                 item.finished = True
                 last = item.last or Outcome("deferred", None, "stopped before the server answered")
+                if lost and hand_over:
+                    unfinished.append((item.job, last))  # for another relay to try
+                    continue
                 try:
                     on_done(item.job, last)
                 except Exception as exc:
@@ -255,10 +273,11 @@ class Pool:
             raise error
         if work.error is not None:
             raise work.error
-        if work.lost and not stop.is_set() and (left or not ran_out):
-            raise TransportError(
+        if lost:
+            raise Lost(
                 f"lost the mail server and could not connect again: {work.lost}. Run the "
-                "same command again to carry on where it stopped"
+                "same command again to carry on where it stopped",
+                unfinished,
             )
 
     def _retry_in(self, attempt: int) -> float:
