@@ -209,3 +209,19 @@ def test_at_waits_with_a_countdown_then_sends(cli: Cli, workspace: Path) -> None
     assert "Sending at " in result.output and "Ctrl-C cancels" in result.output
     assert datetime.now() >= soon
     assert sorted(rcpt[0] for _, rcpt, _ in handler.messages) == sorted(emails)
+
+
+def test_ctrl_c_during_the_countdown_cancels_and_nothing_is_sent() -> None:
+    from sender.cli.schedule import countdown
+
+    clock = Clock()
+    stop = threading.Event()
+    timer = threading.Timer(0.3, stop.set)  # as the SIGINT handler does
+    timer.start()
+    try:
+        started = datetime.now()
+        assert countdown(clock.now() + timedelta(hours=2), clock, stop) is False
+    finally:
+        timer.cancel()
+    assert datetime.now() - started < timedelta(seconds=5)
+    assert countdown(clock.now() + timedelta(milliseconds=200), clock, threading.Event())

@@ -930,3 +930,47 @@ def test_a_throttling_server_slows_the_pool_and_everyone_arrives_once() -> None:
     assert lowest <= 40.0 / 2**3  # halved at each throttling reply (some at once)
     assert rates[-1] > lowest  # and climbing back as messages went through
     assert all(o.relay == f"127.0.0.1:{port}" for o in run.done.values())
+
+
+class BusyAtFirst(CuttingProxy):
+    """A proxy to a real server that turns the first ``busy`` connections away with
+    Exchange Online's greeting for too many connections at once."""
+
+    def __init__(self, target: int, busy: int) -> None:
+        self.busy = busy
+        super().__init__(target, [None])
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.busy > 0:
+                self.busy -= 1
+                with suppress(OSError):
+                    client.sendall(
+                        b"421 4.3.2 The maximum number of concurrent connections has exceeded "
+                        b"a limit, closing transmission channel\r\n"
+                    )
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.connections += 1
+            self.sockets += [client, server]
+            for args in ((client, server, None), (server, client, None)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+
+def test_connections_turned_away_as_too_many_slow_down_and_do_not_count_as_failures() -> None:
+    handler = Recorder()
+    with aiosmtpd(handler) as port:
+        proxy = BusyAtFirst(port, busy=4)  # more than tries: it would be 'lost' otherwise
+        try:
+            t = transport(config(proxy.port, connections=1, rate=50.0, tries=2))
+            run = send(t, [job(n) for n in range(5)])
+        finally:
+            proxy.close()
+    assert run.states() == {"sent": 5}
+    assert len(handler.messages) == 5 and t.throttled == 4
+    assert min(t.limiter.history) <= 50.0 / 2**4
