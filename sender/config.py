@@ -38,6 +38,7 @@ INLINERS = ("css-inline", "premailer")
 TRANSPORTS = ("eml", "smtp")
 IMAGE_MODES = ("embed", "hosted")
 SECURITIES = ("starttls", "tls", "none")
+INBOX_SECURITIES = ("tls", "starttls")
 AUTHS = ("password", "microsoft", "google")
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 
@@ -357,6 +358,77 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class InboxConfig:
+    """[inbox]: the mailbox bounces and unsubscribe emails come back to (newsletter inbox)."""
+
+    host: str | None = setting(
+        "inbox",
+        Text(),
+        None,
+        help="The IMAP server of the mailbox that bounces and unsubscribe emails come back "
+        "to (the mailbox of [send] bounce_address).",
+        example="imap.riverside.example.org",
+    )
+    port: int | None = setting(
+        "inbox",
+        Number(int, at_least=1, at_most=65535),
+        None,
+        help="The IMAP server's port; leave it out for 993 with tls, 143 with starttls.",
+        example=993,
+    )
+    security: str = setting(
+        "inbox",
+        Choice(INBOX_SECURITIES),
+        "tls",
+        help="How the connection is encrypted: tls (port 993) or starttls (port 143); the "
+        "server's certificate is always checked.",
+        example="tls",
+    )
+    username: str | None = setting(
+        "inbox",
+        Text(),
+        None,
+        help="The account to log in to the mailbox as.",
+        example="bounces@riverside.example.org",
+    )
+    password_env: str = setting(
+        "inbox",
+        Text(),
+        "NEWSLETTER_INBOX_PASSWORD",
+        help="The environment variable that holds the mailbox's password (never put the "
+        "password in this file).",
+        example="NEWSLETTER_INBOX_PASSWORD",
+    )
+    folder: str = setting(
+        "inbox",
+        Text(),
+        "INBOX",
+        help="The folder of the mailbox to read.",
+        example="INBOX",
+    )
+    path: Path | None = setting(  # noqa: RUF009
+        "inbox",
+        Location(),
+        None,
+        help="Or a mailbox on this computer instead of IMAP: an mbox file or a Maildir "
+        "folder, relative to newsletter.toml.",
+        example="/var/mail/bounces",
+    )
+    ca_file: Path | None = setting(  # noqa: RUF009
+        "inbox",
+        Location(in_workspace=True),
+        None,
+        help="A certificate file (PEM) to trust, for an IMAP server with an in-house "
+        "certificate; relative to newsletter.toml.",
+        example="certs/council-ca.pem",
+    )
+
+    @property
+    def imap_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     name: str = setting(
@@ -544,6 +616,7 @@ class Config:
     )
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     dkim: DkimConfig = field(default_factory=DkimConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
     # [[smtp]]: every relay, in the order they are tried ([smtp] is the first).
     smtp_relays: tuple[SmtpConfig, ...] = ()
     # [lists.NAME] unsubscribe = false: lists an employer must send to (no unsubscribe).

@@ -526,6 +526,14 @@ def test_options_in_reference_order() -> None:
         ("dkim", "key_env"),
         ("dkim", "key_file"),
         ("dkim", "algorithm"),
+        ("inbox", "host"),
+        ("inbox", "port"),
+        ("inbox", "security"),
+        ("inbox", "username"),
+        ("inbox", "password_env"),
+        ("inbox", "folder"),
+        ("inbox", "path"),
+        ("inbox", "ca_file"),
     ]
 
 
@@ -555,7 +563,9 @@ def test_defaults_are_what_an_empty_config_gives(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     assert config == Config(root=tmp_path)
     for option in options():
-        holder = {"smtp": config.smtp, "dkim": config.dkim}.get(option.section, config)
+        holder = {"smtp": config.smtp, "dkim": config.dkim, "inbox": config.inbox}.get(
+            option.section, config
+        )
         value = getattr(holder, option.attr)
         shown_as = value.as_posix() if isinstance(value, Path) else value
         assert shown_as == option.default, option
