@@ -68,6 +68,10 @@ def _register() -> None:
     for module in (check, build, lists, send, status, archive, preview, import_, ledger):
         cli.add_command(module.command)
     cli.add_command(archive.history)
+    from . import inbox, suppressed  # the bounce mailbox, and who is not sent to
+
+    for module in (inbox, suppressed):
+        cli.add_command(module.command)
     from . import dns  # the records to publish for [dkim] and the relays
 
     cli.add_command(dns.command)
