@@ -4,6 +4,7 @@
 #   - Debian's postfix, for its smtp-sink test server (SMTP fault injection);
 #     installed as "No configuration", so no mail server is set up or started
 #   - openssl, to make the TLS certificates the SMTP tests use
+#   - Debian's dovecot-imapd, the IMAP server the inbox tests start in a temporary folder
 #   - a virtual environment in .venv with the project and its test extras,
 #     at the exact versions in requirements/constraints.txt
 # Safe to run again: it only installs what is missing.
@@ -15,6 +16,7 @@ command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 # smtp-sink lives in /usr/sbin, which is often not on a user's PATH.
 command -v smtp-sink >/dev/null 2>&1 || test -x /usr/sbin/smtp-sink || apt_missing+=(postfix)
 command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || apt_missing+=(dovecot-imapd)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
