@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,6 +128,21 @@ def sign_alone(ws_dir: Path, plan: SendPlan, kind: str, count: int) -> float:
     return (time.perf_counter() - t0) / len(messages) * 1000
 
 
+def interleaved(runs: dict[str, Callable[[], Result]], repeat: int) -> dict[str, list[float]]:
+    """Each measurement once a round, the order turned by one each round (a shared
+    machine's load drifts); the rates by name."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    order = deque(runs)
+    for round_number in range(1, repeat + 1):
+        for name in order:
+            result = runs[name]()
+            rates[name].append(result.rate)
+            trouble = f" WARNING: {result.warning}" if result.warning else ""
+            print(f"round={round_number} {name}_msgs_per_s={result.rate:.0f}{trouble}", flush=True)
+        order.rotate(-1)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=3000, help="people (messages per send)")
@@ -160,15 +176,7 @@ def main() -> None:
             "rsa_off": lambda: whole_send(rsa_dir, rsa_plan, root, conns, "off"),
             "rsa": lambda: whole_send(rsa_dir, rsa_plan, root, conns, "rsa"),
         }
-        results: dict[str, list[float]] = {name: [] for name in runs}
-        names = list(runs)
-        for r in range(args.repeat):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                res = runs[name]()
-                results[name].append(res.rate)
-                warn = f" WARNING: {res.warning}" if res.warning else ""
-                print(f"round={r + 1} {name}_msgs_per_s={res.rate:.0f}{warn}", flush=True)
+        results = interleaved(runs, args.repeat)
         med = {name: statistics.median(v) for name, v in results.items()}
         print("--- medians (range)")
         for name, rate in med.items():

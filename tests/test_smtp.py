@@ -161,12 +161,18 @@ class CuttingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.turned_away(client):
+                continue
             server = socket.create_connection(("127.0.0.1", self.target))
             cut = self.cuts[min(self.connections, len(self.cuts) - 1)]
             self.connections += 1
             self.sockets += [client, server]
             for args in ((client, server, cut), (server, client, None)):
                 threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+    def turned_away(self, client: socket.socket) -> bool:  # noqa: ARG002 (for subclasses)
+        """Whether to answer this client here instead of passing it on (it is closed)."""
+        return False
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
@@ -940,26 +946,17 @@ class BusyAtFirst(CuttingProxy):
         self.busy = busy
         super().__init__(target, [None])
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.busy > 0:
-                self.busy -= 1
-                with suppress(OSError):
-                    client.sendall(
-                        b"421 4.3.2 The maximum number of concurrent connections has exceeded "
-                        b"a limit, closing transmission channel\r\n"
-                    )
-                client.close()
-                continue
-            server = socket.create_connection(("127.0.0.1", self.target))
-            self.connections += 1
-            self.sockets += [client, server]
-            for args in ((client, server, None), (server, client, None)):
-                threading.Thread(target=self._pump, args=args, daemon=True).start()
+    def turned_away(self, client: socket.socket) -> bool:
+        if self.busy <= 0:
+            return False
+        self.busy -= 1
+        with suppress(OSError):
+            client.sendall(
+                b"421 4.3.2 The maximum number of concurrent connections has exceeded "
+                b"a limit, closing transmission channel\r\n"
+            )
+        client.close()
+        return True
 
 
 def test_connections_turned_away_as_too_many_slow_down_and_do_not_count_as_failures() -> None:
