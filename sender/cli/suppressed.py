@@ -41,6 +41,7 @@ def command(
     """List everyone who is not sent to, and why: hard bounces, soft bounces on 3
     issues and unsubscribes that `newsletter inbox` and the unsubscribe page
     recorded, and the people in recipients/suppressed.csv (kept by hand).
+    --csv adds the mail server's words and where each was learnt.
 
     \b
     Examples:
@@ -68,18 +69,18 @@ def command(
         )
         return
     table = Table(title=f"Not sent to ({len(everyone)})", title_justify="left")
-    for name in ("Address", "Lists", "Reason", "Code", "Issue", "Since", "Source", "Detail"):
+    for name in ("Address", "Lists", "Why", "Since", "Issue"):
         table.add_column(name, overflow="fold")
     for s in everyone:
+        why = " ".join(filter(None, (s.reason, s.code)))
+        if s.source == HAND_SOURCE and s.detail:
+            why += f": {s.detail}"
         table.add_row(
             escape(s.email),
             escape(s.lists.replace("+", ", ") if s.lists else "all"),
-            escape(s.reason),
-            escape(s.code),
-            escape(s.issue),
+            escape(why),
             escape(s.at[:10]),
-            escape(s.source),
-            escape(s.detail[:80]),
+            escape(s.issue),
         )
     console.print(table)
 
