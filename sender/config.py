@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -27,6 +28,7 @@ from .settings import (
     Number,
     Option,
     Text,
+    Value,
     build,
     declared,
     read,
@@ -41,6 +43,7 @@ SECURITIES = ("starttls", "tls", "none")
 INBOX_SECURITIES = ("tls", "starttls")
 AUTHS = ("password", "microsoft", "google")
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
+DATABASE_SCHEMES = ("postgresql://", "postgres://")  # [send] ledger in PostgreSQL
 
 # What a mail header can carry; message.py builds the headers by the same rules.
 # A domain name: dot-separated labels of ASCII letters, digits and inner hyphens.
@@ -132,6 +135,40 @@ class Link(Text):
                     "runs the page for the exact link",
                 )
         return None
+
+
+class LedgerLocation(Location):
+    """A file (relative to newsletter.toml), or a PostgreSQL database's address
+    (postgresql://user@host/database), kept as text; the password never in it."""
+
+    type_name = "path or postgresql:// address"
+
+    def check(self, where: str, value: Any) -> Fault | None:
+        if not value.startswith(DATABASE_SCHEMES):
+            return None
+        try:
+            parts = urlsplit(value)
+            password, _port = parts.password, parts.port
+        except ValueError as exc:
+            return Fault(f"{where} is not a database address that can be read: {exc}")
+        if password is not None:
+            return Fault(
+                f"{where} has a password in it",
+                "take the password out of the address (postgresql://user@host/database) and "
+                "set the environment variable named by [send] ledger_password_env to it",
+            )
+        if not parts.path.strip("/") and "dbname=" not in parts.query:
+            return Fault(
+                f"{where} names no database",
+                "end the address with the database's name: postgresql://user@host/newsletter",
+            )
+        return None
+
+    def convert(self, value: Any, base: Path) -> Any:
+        return value if value.startswith(DATABASE_SCHEMES) else super().convert(value, base)
+
+    def toml(self, value: Any) -> Value:
+        return value if isinstance(value, str) else super().toml(value)
 
 
 def _describe(ch: str) -> str:
@@ -554,13 +591,22 @@ class Config:
         "yourself); false treats the outbox as a rehearsal that never stops a real send.",
         example=False,
     )
-    ledger: Path = setting(  # noqa: RUF009
+    ledger: Path | str = setting(  # noqa: RUF009
         "send",
-        Location(),
+        LedgerLocation(),
         Path("ledger.sqlite"),
-        help="The file that records who has been sent what, so a stopped send resumes "
-        "without sending twice.",
+        help="What records who has been sent what, so a stopped send resumes without sending "
+        "twice: a file, or a PostgreSQL database shared by a team and by several senders "
+        "(postgresql://user@host/database, ?sslmode=verify-full for TLS).",
         example="ledger.sqlite",
+    )
+    ledger_password_env: str = setting(
+        "send",
+        Text(),
+        "NEWSLETTER_LEDGER_PASSWORD",
+        help="The environment variable holding the PostgreSQL ledger's password (never in "
+        "this file).",
+        example="NEWSLETTER_LEDGER_PASSWORD",
     )
     bounce_address: str | None = setting(
         "send",

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg
 import pytest
 from click.testing import CliRunner, Result
 
@@ -81,6 +82,47 @@ def workspace(tmp_path: Path) -> Path:
         shutil.copytree(REPO / name, tmp_path / name)
     shutil.copy(REPO / "newsletter.toml", tmp_path / "newsletter.toml")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.Cluster]:
+    """One throwaway PostgreSQL server for the whole run, started when a test first needs
+    it, stopped by its own handle at the end."""
+    try:
+        pg.server_bin()
+    except pg.Missing as exc:
+        if IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    with pg.cluster() as running:
+        yield running
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pg.Cluster) -> str:
+    """A fresh, empty database of the test session's server."""
+    return pg_cluster.url(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> pg.Store:
+    """The ledger of a test, once in an SQLite file and once in PostgreSQL: the same
+    test runs against both ledgers."""
+    path = tmp_path / "ledger.sqlite"
+    if request.param == "sqlite":
+        return pg.Store("sqlite", path)
+    return pg.Store("postgresql", path, request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def ledger_url(store: pg.Store, workspace: Path) -> str:
+    """The workspace's [send] ledger set to this test's ledger, of either kind."""
+    config = workspace / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    line = '\nledger = "ledger.sqlite"\n'
+    assert line in text, "the shipped newsletter.toml names its ledger in [send]"
+    config.write_text(text.replace(line, f'\nledger = "{store.setting}"\n', 1), encoding="utf-8")
+    return store.setting
 
 
 @pytest.fixture

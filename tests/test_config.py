@@ -494,6 +494,7 @@ def test_options_in_reference_order() -> None:
         ("send", "outbox"),
         ("send", "outbox_is_delivery"),
         ("send", "ledger"),
+        ("send", "ledger_password_env"),
         ("send", "bounce_address"),
         ("images", "mode"),
         ("archive", "folder"),

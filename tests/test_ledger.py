@@ -1,4 +1,8 @@
-"""The ledger: states move as documented, and a send resumes from it."""
+"""The ledger: states move as documented, and a send resumes from it.
+
+Every test here runs against both ledgers (the ``store`` fixture: an SQLite
+file, and a database of the tests' PostgreSQL server), except the one that
+checks SQLite's own journal mode."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli, body
+from pg import Store
 
 from sender.ledger import Planned, SqliteLedger, by_list
 from sender.send import Eligibility
@@ -27,8 +32,8 @@ def people(n: int, lists: str = "a") -> list[Planned]:
     return [Planned(f"p{i}@example.org", lists, f"<{i}.x@example.org>") for i in range(n)]
 
 
-def test_snapshot_records_everyone_pending(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.sqlite")
+def test_snapshot_records_everyone_pending(store: Store) -> None:
+    ledger = store.open()
     snap = ledger.snapshot("issue", people(5), FIRST_TIME)
     assert (snap.new, snap.already_sent, snap.unknown, snap.failed, snap.to_send) == (
         5,
@@ -38,13 +43,19 @@ def test_snapshot_records_everyone_pending(tmp_path: Path) -> None:
         5,
     )
     assert {d.state for d in ledger.deliveries("issue")} == {"pending"}
+    assert store.rows("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'") == [(5,)]
+    ledger.close()
+
+
+def test_the_sqlite_ledger_lets_readers_read_while_it_writes(tmp_path: Path) -> None:
+    SqliteLedger(tmp_path / "l.sqlite").close()
     # WAL mode: readers never block the sender.
     mode = sqlite3.connect(tmp_path / "l.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
 
-def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.sqlite")
+def test_states_decide_who_is_sent_next_time(store: Store) -> None:
+    ledger = store.open()
     ledger.snapshot("issue", people(5), FIRST_TIME)
     send_id = ledger.begin("issue", "T", "2025-01-01", ["a"], "smtp")
     outcomes = {
@@ -60,7 +71,7 @@ def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
     assert (record.sent, record.failed, record.deferred, record.interrupted) == (1, 1, 1, True)
     ledger.close()
 
-    again = SqliteLedger(tmp_path / "l.sqlite")
+    again = store.open()
     snap = again.snapshot("issue", people(6), FIRST_TIME)
     assert snap.new == 1 and snap.already_sent == 1 and snap.failed == 1
     assert snap.unknown == ["p3@example.org"]
@@ -81,22 +92,19 @@ def test_states_decide_who_is_sent_next_time(tmp_path: Path) -> None:
     )
     retry = again.snapshot("issue", people(6), Eligibility(retry_failed=True, resend=True))
     assert retry.to_send == 6
+    again.close()
 
 
-def test_an_answer_is_on_disk_before_the_next_message_goes(tmp_path: Path) -> None:
-    """What another process (or the next run, after a kill) reads from the file:
+def test_an_answer_is_on_disk_before_the_next_message_goes(store: Store) -> None:
+    """What another process (or the next run, after a kill) reads from the ledger:
     an answer is committed with the next ``sending`` mark, so each connection
     has at most one message in the state 'sending'."""
-    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    ledger = store.open()
     ledger.snapshot("issue", people(3), FIRST_TIME)
     send_id = ledger.begin("issue", "T", "2025-01-01", ["a"], "smtp")
 
     def on_disk() -> dict[str, str]:
-        other = sqlite3.connect(tmp_path / "l.sqlite")
-        try:
-            return dict(other.execute("SELECT email, state FROM deliveries"))
-        finally:
-            other.close()
+        return dict(store.rows("SELECT email, state FROM deliveries"))
 
     ledger.mark_sending("issue", "p0@example.org", send_id)
     ledger.mark_done("issue", "p0@example.org", Outcome("sent", 250, "ok"))
@@ -115,15 +123,17 @@ def test_an_answer_is_on_disk_before_the_next_message_goes(tmp_path: Path) -> No
     assert on_disk()["p2@example.org"] == "sent"
 
 
-def test_counts_per_list_count_a_person_on_two_lists_in_each(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.sqlite")
+def test_counts_per_list_count_a_person_on_two_lists_in_each(store: Store) -> None:
+    ledger = store.open()
     ledger.snapshot(
         "issue", [*people(2, "a+b"), Planned("z@example.org", "b", "<z@x>")], FIRST_TIME
     )
     counts = by_list(ledger.deliveries("issue"))
     assert counts["a"]["pending"] == 2 and counts["b"]["pending"] == 3
+    ledger.close()
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_limit_sends_the_next_n_and_the_same_command_continues(cli: Cli, workspace: Path) -> None:
     outbox = workspace / "outbox" / "2025-02-13-steve-kay-blog"
     first = cli("send", BLOG, "--list", "managers", "--limit", "10", "--yes")
@@ -141,20 +151,25 @@ def test_limit_sends_the_next_n_and_the_same_command_continues(cli: Cli, workspa
     assert "Everyone on these lists is already in the outbox" in third.output
 
 
-def test_status_before_any_send(cli: Cli, workspace: Path) -> None:
+@pytest.mark.usefixtures("ledger_url")
+def test_status_before_any_send(cli: Cli, store: Store) -> None:
     result = cli("status", BLOG)
     assert result.exit_code == 0
     assert "has not been sent to anyone yet" in result.output
-    assert not (workspace / "ledger.sqlite").exists()
+    assert not store.exists()
 
 
-def test_dry_run_records_nothing(cli: Cli, workspace: Path) -> None:
+@pytest.mark.usefixtures("ledger_url")
+def test_dry_run_records_nothing(cli: Cli, store: Store) -> None:
     result = cli("send", BLOG, "--list", "managers", "--dry-run")
     assert result.exit_code == 0
-    assert not (workspace / "ledger.sqlite").exists()
+    assert not store.exists()
 
 
-def test_a_test_send_goes_to_anyone_and_is_not_counted(cli: Cli, workspace: Path) -> None:
+@pytest.mark.usefixtures("ledger_url")
+def test_a_test_send_goes_to_anyone_and_is_not_counted(
+    cli: Cli, workspace: Path, store: Store
+) -> None:
     result = cli("send", BLOG, "--test-to", "me@example.net", "--as-list", "headteachers")
     assert result.exit_code == 0, result.output
     files = list((workspace / "outbox" / "2025-02-13-steve-kay-blog" / "tests").glob("*.eml"))
@@ -167,12 +182,11 @@ def test_a_test_send_goes_to_anyone_and_is_not_counted(cli: Cli, workspace: Path
     assert f"Dear {first_name}," in body(msg, "plain")
     status = cli("status", BLOG)
     assert "has not been sent to anyone yet" in status.output
-    rows = sqlite3.connect(workspace / "ledger.sqlite").execute(
-        "SELECT email, as_lists, state FROM test_sends"
-    )
-    assert rows.fetchall() == [("me@example.net", "headteachers", "sent")]
+    rows = store.rows("SELECT email, as_lists, state FROM test_sends")
+    assert rows == [("me@example.net", "headteachers", "sent")]
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_a_test_send_as_someone_not_on_the_list_is_refused(cli: Cli) -> None:
     result = cli("send", BLOG, "--test-to", "me@example.net", "--as-recipient", "x@example.org")
     assert result.exit_code == 2

@@ -1,14 +1,17 @@
 """Who got what, when, and what the server said: one row per issue and person.
 
 ``Ledger`` is the small interface the rest of the program uses; ``sqlite``
-is the embedded implementation. Several senders sharing one send need a
-PostgreSQL module with the same methods (rows claimed with ``SELECT … FOR
-UPDATE SKIP LOCKED``, the hold a lease renewed by a heartbeat, as here), not a
-rewrite.
+is the embedded implementation and the default, ``postgres`` the one a team
+and several senders share (``[send] ledger = "postgresql://…"``): the same
+methods, plus what the workers of one send need (rows claimed with ``SELECT
+… FOR UPDATE SKIP LOCKED``, each worker's lease renewed by a heartbeat).
+``open_ledger`` and ``read_ledger`` choose between them.
 
 - ``records``: the plain records handed in and out.
 - ``schema``: the SQLite tables and the migrations that bring old files forward.
 - ``sqlite``: the ledger itself, its hold and its guard on the file.
+- ``pg_schema``, ``postgres``: the same in PostgreSQL, and its workers' claims.
+- ``move``: ``newsletter ledger migrate``, a file's records copied into a database.
 - ``identity``: which issue a file is, whatever it is called now.
 - ``errors``: each way the ledger can fail, said with the way out.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +28,7 @@ from ..audiences import key_lists
 from ..config import Config
 from ..transports.base import DELIVERY_STATES, Outcome
 from .errors import IssueHeld, LedgerDamaged, LedgerError, LedgerFull, LedgerGone
+from .postgres import PostgresLedger, has_ledger, is_database, shown
 from .records import (
     Delivery,
     Eligible,
@@ -42,6 +47,7 @@ from .sqlite import SqliteLedger
 __all__ = [
     "REHEARSAL",
     "STATES",
+    "Database",
     "Delivery",
     "Eligible",
     "Holder",
@@ -54,6 +60,7 @@ __all__ = [
     "LedgerGone",
     "LedgerReader",
     "Planned",
+    "PostgresLedger",
     "Scope",
     "SendRecord",
     "Snapshot",
@@ -163,14 +170,41 @@ class _Nothing:
         return None
 
 
-def ledger_path(config: Config) -> Path:
-    return config.resolve(config.ledger)
+@dataclass(frozen=True)
+class Database:
+    """A ledger in PostgreSQL, where ``ledger_path`` would name a file."""
+
+    url: str
+    password_env: str
+
+    def exists(self) -> bool:
+        """Whether the ledger's tables are there yet (the first send makes them), so
+        reading a database nothing was sent with makes nothing."""
+        return has_ledger(self.url, self.password_env)
+
+    def __str__(self) -> str:
+        return shown(self.url)
+
+
+def ledger_path(config: Config) -> Path | Database:
+    """The ledger's file, or its database when ``[send] ledger`` is a postgresql:// address."""
+    if is_database(config.ledger):
+        return Database(str(config.ledger), config.ledger_password_env)
+    return config.resolve(Path(config.ledger))
+
+
+def open_ledger_at(config: Config) -> Ledger:
+    """The workspace's ledger, opened (the caller closes it): a file, or a database."""
+    where = ledger_path(config)
+    if isinstance(where, Database):
+        return PostgresLedger(where.url, password_env=config.ledger_password_env)
+    return SqliteLedger(where)
 
 
 @contextmanager
-def open_ledger(config: Config) -> Iterator[SqliteLedger]:
+def open_ledger(config: Config) -> Iterator[Ledger]:
     """The workspace's ledger, created if need be, closed (answers committed) on exit."""
-    ledger = SqliteLedger(ledger_path(config))
+    ledger = open_ledger_at(config)
     try:
         yield ledger
     finally:
