@@ -75,6 +75,9 @@ def _register() -> None:
     from . import dns  # the records to publish for [dkim] and the relays
 
     cli.add_command(dns.command)
+    from . import serve  # the archive and the unsubscribe pages, on the web
+
+    cli.add_command(serve.command)
 
 
 def main() -> None:
