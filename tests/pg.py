@@ -226,6 +226,16 @@ class Store:
     def __init__(self, kind: str, path: Path, url: str | None = None) -> None:
         self.kind, self.path, self.url = kind, path, url
 
+    @classmethod
+    def of(cls, workspace: Path) -> Store:
+        """The ledger a workspace's newsletter.toml names."""
+        from sender.config import load_config
+
+        config = load_config(workspace)
+        if isinstance(config.ledger, str):
+            return cls("postgresql", workspace / "ledger.sqlite", config.ledger)
+        return cls("sqlite", config.resolve(config.ledger))
+
     @property
     def setting(self) -> str:
         """``[send] ledger`` in newsletter.toml."""

@@ -2,7 +2,10 @@
 
 Real workspaces on disk, the real CLI (CliRunner, or ``python -m sender`` as a
 subprocess where two processes or exit codes matter), a real SMTP server on
-127.0.0.1 (aiosmtpd) that each test starts and stops, and the real SQLite file.
+127.0.0.1 (aiosmtpd) that each test starts and stops, and the real ledger:
+the tests marked ``ledger_url`` run once with the SQLite file and once with a
+database of the tests' PostgreSQL server; the others test the SQLite file itself
+(its old formats, damage, a full disk, its permissions).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import TOKEN_SECRET
+from pg import Store
 from servers import Recorder, aiosmtpd
 
 from sender.cli import cli
@@ -153,11 +157,15 @@ def db_rows(path: Path, sql: str, args: tuple[object, ...] = ()) -> list[tuple[A
         db.close()
 
 
+def ledger_rows(workspace: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of the workspace's ledger, whichever it is, read from outside the program."""
+    return Store.of(workspace).rows(sql)
+
+
 def deliveries(workspace: Path) -> list[tuple[str, str, str, str, str]]:
-    """(issue, email, address, state, message_id) of every row, from the file itself."""
-    return db_rows(
-        workspace / "ledger.sqlite",
-        "SELECT issue, email, address, state, message_id FROM deliveries ORDER BY rowid",
+    """(issue, email, address, state, message_id) of every row, from the ledger itself."""
+    return ledger_rows(
+        workspace, "SELECT issue, email, address, state, message_id FROM deliveries ORDER BY rowid"
     )
 
 
@@ -187,6 +195,7 @@ def smtp_send(workspace: Path, issue: str, *args: str, lst: str = "staff") -> Re
 # -- 1. Same person, different capitals ------------------------------------------
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_same_person_in_other_capitals_is_sent_once_has_one_row_and_counts_once(
     workspace: Path, smtp: Recorder
 ) -> None:
@@ -375,6 +384,7 @@ class SlowRecorder(Recorder):
         return await super().handle_DATA(server, session, envelope)
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_two_sends_at_once_one_sends_the_other_stops_at_once_nobody_twice_nobody_missed(
     workspace: Path,
 ) -> None:
@@ -428,8 +438,8 @@ def test_two_sends_at_once_one_sends_the_other_stops_at_once_nobody_twice_nobody
     assert {e for _, e, _, _, _ in rows} == set(emails)
     assert {s for _, _, _, s, _ in rows} == {"sent"}
     assert {m for *_, m in rows} == set(ids)
-    assert db_rows(workspace / "ledger.sqlite", "SELECT COUNT(*) FROM sends") == [(1,)]
-    assert db_rows(workspace / "ledger.sqlite", "SELECT * FROM holds") == []
+    assert ledger_rows(workspace, "SELECT COUNT(*) FROM sends") == [(1,)]
+    assert ledger_rows(workspace, "SELECT * FROM holds") == []
 
 
 def dead_pid() -> int:
@@ -440,32 +450,31 @@ def dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_a_hold_left_by_a_process_that_is_gone_does_not_block_the_next_send(
     workspace: Path, smtp: Recorder
 ) -> None:
-    SqliteLedger(workspace / "ledger.sqlite").close()  # a ledger of today's format
+    store = Store.of(workspace)
+    store.open().close()  # a ledger of today's format
     pid = dead_pid()
     since = datetime.now(UTC).isoformat(timespec="milliseconds")
-    db = sqlite3.connect(workspace / "ledger.sqlite")
-    with db:
-        db.execute(
-            "INSERT INTO holds (issue, host, pid, since, heartbeat, token)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (BLOG_KEY, socket.gethostname(), pid, since, time.time(), "0" * 32),
-        )
-    db.close()
+    store.rows(
+        "INSERT INTO holds (issue, host, pid, since, heartbeat, token) VALUES (?, ?, ?, ?, ?, ?)",
+        (BLOG_KEY, socket.gethostname(), pid, since, time.time(), "0" * 32),
+    )
     managers = people(workspace, 6, "few")
     result = smtp_send(workspace, BLOG, lst="few")
     assert result.exit_code == 0, result.output
     assert "took over" in result.output
     assert f"process {pid} on {socket.gethostname()}" in result.output
     assert sorted(r for r, _, _ in received(smtp)) == sorted(managers)
-    assert db_rows(workspace / "ledger.sqlite", "SELECT * FROM holds") == []
+    assert ledger_rows(workspace, "SELECT * FROM holds") == []
 
 
 # -- 3. The issue is not its file name ---------------------------------------------
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_another_issue_whose_file_name_gives_the_same_slug_is_a_new_issue(
     workspace: Path, smtp: Recorder
 ) -> None:
@@ -490,6 +499,7 @@ def test_another_issue_whose_file_name_gives_the_same_slug_is_a_new_issue(
     assert sorted(issues.values()) == [12, 12] and len(issues) == 2, issues
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_a_renamed_file_resumes_its_send(workspace: Path, smtp: Recorder) -> None:
     emails = people(workspace, 12)
     issue = write_issue(workspace, "note.yaml", title="Note", date="2025-03-02")
@@ -505,6 +515,7 @@ def test_a_renamed_file_resumes_its_send(workspace: Path, smtp: Recorder) -> Non
     assert len({m for _, m, _ in got}) == 12
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_a_typo_fixed_in_the_title_resumes_its_send(workspace: Path, smtp: Recorder) -> None:
     emails = people(workspace, 12)
     issue = write_issue(workspace, "weekly.yaml", title="Weekly Nte", date="2025-03-02")
@@ -520,6 +531,7 @@ def test_a_typo_fixed_in_the_title_resumes_its_send(workspace: Path, smtp: Recor
     assert [s for _, _, s in got[5:]] == ["Weekly Note"] * 7
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_next_weeks_issue_saved_over_the_same_file_is_a_new_issue(
     workspace: Path, smtp: Recorder
 ) -> None:
@@ -538,6 +550,7 @@ def test_next_weeks_issue_saved_over_the_same_file_is_a_new_issue(
     assert {m for _, m, _ in after}.isdisjoint({m for _, m, _ in before})
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_a_changed_date_mid_send_asks_and_same_as_resumes_new_issue_sends_to_everyone(
     workspace: Path, smtp: Recorder, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -548,7 +561,7 @@ def test_a_changed_date_mid_send_asks_and_same_as_resumes_new_issue_sends_to_eve
     first_five = received(smtp)
     assert len(first_five) == 5
     write_issue(workspace, "weekly.yaml", title="Weekly", date="2025-03-03")
-    sends_before = db_rows(workspace / "ledger.sqlite", "SELECT COUNT(*) FROM sends")
+    sends_before = ledger_rows(workspace, "SELECT COUNT(*) FROM sends")
     other = tmp_path_factory.mktemp("other-workspace")
     shutil.copytree(workspace, other, dirs_exist_ok=True)
 
@@ -556,7 +569,7 @@ def test_a_changed_date_mid_send_asks_and_same_as_resumes_new_issue_sends_to_eve
     assert asked.exit_code == 1, asked.output
     assert "--same-as" in asked.output and "--new-issue" in asked.output, asked.output
     assert len(smtp.messages) == 5  # nothing sent
-    assert db_rows(workspace / "ledger.sqlite", "SELECT COUNT(*) FROM sends") == sends_before
+    assert ledger_rows(workspace, "SELECT COUNT(*) FROM sends") == sends_before
     found = re.search(r"--same-as (\S+) ", asked.output)
     assert found, asked.output
     key = found.group(1)
@@ -574,6 +587,7 @@ def test_a_changed_date_mid_send_asks_and_same_as_resumes_new_issue_sends_to_eve
     assert {m for _, m, _ in fresh}.isdisjoint({m for _, m, _ in first_five})
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_resend_gives_new_message_ids_and_says_so(workspace: Path, smtp: Recorder) -> None:
     emails = people(workspace, 12)
     issue = write_issue(workspace, "weekly.yaml", title="Weekly", date="2025-03-02")
@@ -591,6 +605,7 @@ def test_resend_gives_new_message_ids_and_says_so(workspace: Path, smtp: Recorde
 # -- 4. A rehearsal is not a delivery ---------------------------------------------
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_a_rehearsal_in_the_outbox_does_not_stop_the_real_send(
     workspace: Path, smtp: Recorder
 ) -> None:
@@ -636,6 +651,7 @@ def write_list(workspace: Path, name: str, rows: list[tuple[str, str, str]]) -> 
         out.writerows(rows)
 
 
+@pytest.mark.usefixtures("ledger_url")
 @pytest.mark.parametrize("kind", ["words", "one-word", "non-ascii"])
 def test_a_thousand_character_name_blocks_nobody(workspace: Path, kind: str) -> None:
     outbox_is_delivery(workspace)
@@ -720,6 +736,7 @@ def ledger_ids(workspace: Path) -> dict[str, str]:
     return {e: m for _, e, _, _, m in deliveries(workspace)}
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_two_addresses_that_make_the_same_file_name_get_a_file_each(workspace: Path) -> None:
     outbox_is_delivery(workspace)
     write_list(
@@ -742,6 +759,7 @@ def test_two_addresses_that_make_the_same_file_name_get_a_file_each(workspace: P
     assert all(resent[a][1] != files[a][1] for a in files)  # each rewritten, with its new id
 
 
+@pytest.mark.usefixtures("ledger_url")
 def test_resending_to_one_of_two_addresses_sharing_a_file_name_leaves_the_others_file(
     workspace: Path,
 ) -> None:

@@ -1,4 +1,5 @@
-"""A whole eml send, as the comms officer runs it: summary, files, re-runs."""
+"""A whole eml send, as the comms officer runs it: summary, files, re-runs; each
+test once with the SQLite ledger and once with PostgreSQL (``ledger_url``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ BRIEFING = "newsletters/2012-07-13-peter-duxbury-briefing.yaml"
 ALL_LISTS = ["headteachers", "managers", "all-staff"]
 
 
-pytestmark = [pytest.mark.usefixtures("fixed_date"), pytest.mark.cli(catch_exceptions=False)]
+pytestmark = [
+    pytest.mark.usefixtures("fixed_date", "ledger_url"),
+    pytest.mark.cli(catch_exceptions=False),
+]
 
 
 def list_args(names: list[str]) -> list[str]:
