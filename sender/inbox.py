@@ -684,6 +684,10 @@ def act(ledger: Ledger, reading: Reading, at: str = "") -> tuple[Outcome, int]:
     if not reading.email:
         return "unmatched", 0
     if reading.kind == "unsubscribe":
+        if not reading.lists:
+            # The token of someone only on lists nobody may leave (its lists are ''):
+            # '' would mean every list, so there is nothing to unsubscribe from.
+            return "other", 0
         entry = _suppression(reading, "unsubscribed", "mailto", reading.lists, at)
         return ("suppressed" if ledger.suppress(entry) else "already"), 0
     if reading.kind == "hard":

@@ -515,8 +515,10 @@ class SqliteLedger:
             return cur.rowcount == 1
 
     def unsuppress(self, email: str) -> int:
-        """Lift every suppression of an address key; how many there were."""
+        """Lift every suppression of an address key; how many there were. Its soft bounces
+        are forgotten too, or the next one would suppress the address again at once."""
         with self._lock:
+            self._write("DELETE FROM bounces WHERE email = ? AND kind = 'soft'", (email,))
             return self._write("DELETE FROM suppressions WHERE email = ?", (email,)).rowcount
 
     def suppressions(self) -> list[Suppression]:
