@@ -78,6 +78,9 @@ def _register() -> None:
     from . import serve  # the archive and the unsubscribe pages, on the web
 
     cli.add_command(serve.command)
+    from . import worker  # joins a send in progress (the PostgreSQL ledger)
+
+    cli.add_command(worker.command)
 
 
 def main() -> None:

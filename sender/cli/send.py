@@ -25,6 +25,7 @@ from rich.progress import (
 from ..audiences import audience_key
 from ..clock import Clock, when_words
 from ..ledger import IssueHeld, LedgerError
+from ..ledger.postgres import is_database
 from ..problems import ProblemsError
 from ..send import (
     Eligibility,
@@ -43,11 +44,13 @@ from ..send import (
 from ..send.quota import Quota
 from ..send.session import preflight
 from ..send.target import Target, Unclear, target
+from ..send.workers import Workforce, needs_database
 from ..transports import Outcome, Transport, TransportError
 from ..workspace import Workspace
 from .common import EXIT_USAGE, InputError, console, console_err, open_workspace, show_problems
 from .schedule import countdown, parse_at, show_schedule
 from .send_report import show_result, show_summary
+from .status import show_workers
 
 
 @click.command("send")
@@ -125,6 +128,13 @@ from .send_report import show_result, show_summary
     help="With --at: print a systemd timer and a cron line that send at that time on a "
     "server, instead of waiting here.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Send from N processes on this computer, sharing the work through the PostgreSQL "
+    "ledger ([send] ledger = \"postgresql://…\"); 'newsletter worker ISSUE' on another "
+    "computer joins in.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.option("--dry-run", is_flag=True, help="Show who would get what, and send nothing.")
 @click.option(
@@ -148,6 +158,7 @@ def command(
     wait: bool,
     at: str | None,
     print_schedule: bool,
+    workers: int | None,
     yes: bool,
     dry_run: bool,
     verbose: bool,
@@ -190,6 +201,10 @@ def command(
     chosen = transport or ws.config.transport
     if not lists and not test_to:
         raise click.UsageError("say who to send to: --list NAME (or --test-to EMAIL for a test)")
+    if workers is not None and not is_database(ws.config.ledger):
+        raise click.UsageError(str(needs_database("--workers")))
+    if workers is not None and (wait or test_to):
+        raise click.UsageError("--workers sends a list now: not with --wait or --test-to")
     if test_to:
         _test(ws, issue, lists, chosen, test_to, as_list, as_recipient, verbose)
         return
@@ -281,6 +296,14 @@ def command(
     def on_snapshot(_snapshot: object, n: int) -> None:
         progress.update(task, total=n)
 
+    def on_progress(counts: dict[str, int]) -> None:  # --workers: the ledger's counts
+        tally.update({s: counts.get(s, 0) for s in tally})
+        progress.update(
+            task,
+            completed=sum(tally.values()),
+            tally=f"sent {tally['sent']}, deferred {tally['deferred']}, failed {tally['failed']}",
+        )
+
     def on_done(_email: str, outcome: Outcome) -> None:
         tally[outcome.state] += 1
         slowed: int = getattr(carrier, "throttled", 0)  # the server asked us to slow down
@@ -310,6 +333,10 @@ def command(
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         signal.signal(signal.SIGINT, interrupt)
+    force = None
+    if workers is not None:
+        force = Workforce(ws.root, ws.config.resolve(issue), workers, carrier, stop=stop)
+        force.on_progress = on_progress
     try:
         with progress:
             task = progress.add_task("send", total=count, tally="", rate="")
@@ -326,6 +353,7 @@ def command(
                 clock=clock,
                 wait=wait,
                 on_wait=on_wait,
+                hand_off=force.hand_off if force is not None else None,
             )
     except PreflightError as exc:
         raise InputError(f"{exc}\nNothing was sent.") from None
@@ -346,6 +374,7 @@ def command(
         index = report.archive.folder / "index.html"
         console.print(f"Archive updated: {escape(ws.display(index))}")
     show_result(ws, plan, report, chosen, resume, now=clock.now())
+    show_workers(report)
 
 
 def _wait_to_send(carrier: Transport, when: datetime, clock: Clock, stop: threading.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -21,10 +22,14 @@ from ..ledger import (
     read_ledger,
 )
 from ..ledger.identity import known_as
+from ..ledger.postgres import PostgresLedger, WorkerRecord
 from ..lists import select
 from ..problems import ProblemsError
 from ..recipient import address_key
 from .common import console, open_workspace
+
+if TYPE_CHECKING:
+    from ..send import SendReport
 
 
 @click.command("status")
@@ -61,6 +66,7 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
         rows = ledger.deliveries(record.key) if record else []
         saved = ledger.deliveries(record.key + REHEARSAL) if record else []
         holders = [h for h in ledger.holders() if record and h.issue.startswith(record.key)]
+        workers = _workers(ledger, [h.issue for h in holders])
         bounced = ledger.bounced(record.key) if record else {}
         sent_to = sorted(
             {n for s in ledger.sends() if record and s.issue == record.key for n in s.lists}
@@ -78,6 +84,8 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
     shown = f"{record.key}" + (f" (from {record.file})" if record.file else "")
     for h in holders:
         console.print(f"[yellow]Being sent now[/yellow] by {escape(h.describe())}.")
+    if workers:
+        _worker_table("Its workers", workers)
     if rows:
         _table(escape(shown), rows, bounced)
     if saved:
@@ -101,6 +109,40 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
         console.print(
             f"  {escape(d.address or d.email)}: {d.state} after {d.attempts} attempt(s): {answer}"
         )
+
+
+def _workers(ledger: object, issues: list[str]) -> list[WorkerRecord]:
+    """The workers of the running sends of these keys (a PostgreSQL ledger has them)."""
+    if not isinstance(ledger, PostgresLedger):
+        return []
+    runs = [run for issue in issues if (run := ledger.running(issue)) is not None]
+    return [w for run in runs for w in ledger.workers(run)]
+
+
+def _worker_table(title: str, workers: list[WorkerRecord]) -> None:
+    table = Table(title=title, title_justify="left")
+    for name in ("computer", "process", "connections", "sent", "rate", "last heartbeat", "state"):
+        table.add_column(name, justify="right" if name not in ("computer", "state") else "left")
+    for w in workers:
+        state = {"running": "sending", "done": "finished", "gone": "lost: people put back"}
+        table.add_row(
+            escape(w.host),
+            str(w.pid),
+            str(w.connections),
+            str(w.sent),
+            f"{w.rate:.0f}/s",
+            f"{w.age:.0f} s ago",
+            state.get(w.state, w.state) + (f", {w.unknown} sent again" if w.unknown else ""),
+        )
+    console.print(table)
+
+
+def show_workers(report: SendReport) -> None:
+    """After send --workers: who sent how much, and what went wrong with any worker."""
+    if report.workers:
+        _worker_table("Workers", report.workers)
+    for line in report.worker_errors:
+        console.print(f"[yellow]{escape(line)}[/yellow]")
 
 
 def _table(title: str, rows: list[Delivery], bounced: dict[str, str]) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
+from typing import Any
 
 from .. import tokens
 from ..archive import ArchiveResult, publish_pictures, rebuild
@@ -34,7 +35,7 @@ from ..ledger import (
     TokenRecord,
     open_ledger,
 )
-from ..message import message_id
+from ..message import MessageTemplate, message_id
 from ..recipient import Recipient, address_key
 from ..transports import Job, Outcome, Transport, TransportError, open_transport
 from ..workspace import Workspace
@@ -44,6 +45,8 @@ from .quota import DailyQuota, Halt, Quota
 from .target import Target
 
 Log = Callable[[str], None]
+# Sends a run's queue from other processes: (ledger, snapshot, queue, send id) -> report.
+HandOff = Callable[["Ledger", "Snapshot", list[tuple[str, str]], int], "SendReport"]
 # Values a message cannot carry (a header that cannot be folded, a missing field).
 UNBUILDABLE = (ValueError, UnicodeError, LookupError)
 
@@ -123,6 +126,8 @@ class SendReport:
     target: Target | None = None
     skipped: list[str] = field(default_factory=list)  # claimed by another sender meanwhile
     quota: Quota | None = None  # the relay's daily quota stopped the send
+    workers: list[Any] = field(default_factory=list)  # send --workers: each one's record
+    worker_errors: list[str] = field(default_factory=list)  # what went wrong with any
 
     @property
     def sent(self) -> int:
@@ -169,6 +174,7 @@ def send(
     clock: Clock | None = None,
     wait: bool = False,
     on_wait: Callable[[Quota], None] | None = None,
+    hand_off: HandOff | None = None,
 ) -> SendReport:
     """Check the transport, hold the issue, snapshot everyone, deliver to whom ``rule`` says.
 
@@ -182,7 +188,8 @@ def send(
     A relay with a daily quota ([smtp] per_day) sends what the last 24 hours
     leave room for, then stops (``report.quota`` says when more can go); with
     ``wait`` it waits for the window to open (``on_wait`` is told) and carries
-    on, holding the issue. ``clock`` tells the time and waits.
+    on, holding the issue. ``clock`` tells the time and waits. ``hand_off``
+    (``send --workers``) sends the queue from other processes instead.
     """
     secret = ready(plan, ws, target.scope)
     preflight(transport)
@@ -190,6 +197,7 @@ def send(
         plan, ws, transport, target, rule or Eligibility(), limit, stop, on_snapshot, on_done
     )
     run.secret = secret
+    run.hand_off = hand_off
     run.quota = DailyQuota.of(transport, clock or Clock(), wait=wait, on_wait=on_wait)
     try:
         run.signer = signer_for(ws.config)  # the DKIM key read and tried, before anyone
@@ -231,11 +239,16 @@ class _Run:
         self.secret: bytes | None = None  # makes each person's private token, when needed
         self.quota: DailyQuota | None = None
         self.signer: Signer | None = None
+        # send --workers: what sends the queue instead of this process (sender.send.workers)
+        self.hand_off: HandOff | None = None
 
     def held(self, ledger: Ledger) -> SendReport:
         key = self.target.key
         took_over = ledger.hold(key)
         try:
+            from .workers import share  # the relay's pace and quota: one budget in PostgreSQL
+
+            share(self, ledger)
             ledger.save_issue(self.target.record)
             report = self.deliver(ledger)
         finally:
@@ -278,51 +291,17 @@ class _Run:
             scope=self.target.scope,
             file=self.target.record.file,
         )
-
-        def jobs(queue: list[tuple[str, str]]) -> Iterator[Job]:
-            # Lazily: a message is made only when a connection is ready for it.
-            bounces = self.ws.config.bounce_address
-            for email, mid in queue:
-                r = by_key[email]
-                template = templates[r.audiences]
-                token = private.get(email)
-                if token:
-                    r = replace(r, fields={**r.fields, "unsubscribe_token": token})
-                try:
-                    envelope = template.envelope(r, message_id=mid)
-                    if token and bounces:
-                        envelope = replace(envelope, sender=verp(bounces, token))
-                    job = Job(envelope, template.render(r, message_id=mid), key=email)
-                except UNBUILDABLE as exc:
-                    reason = f"the message could not be made: {exc}"
-                    ledger.mark_failed(key, email, reason)
-                    self.count(email, Outcome("failed", None, reason))
-                    continue
-                if self.signer is not None:  # DKIM: once per person, on the final bytes
-                    job = Job(job.envelope, self.signer.sign(job.data), job.key)
-                yield job
-
-        def started(job: Job) -> bool:
-            if quota is not None and not quota.take():
-                return False  # the day's quota is used up: left pending, for later
-            claimed = ledger.mark_sending(key, str(job.key), send_id)
-            if not claimed:
-                with self.lock:
-                    self.skipped.append(str(job.key))
-                if quota is not None:
-                    quota.give_back()
-            return claimed
-
-        def done(job: Job, outcome: Outcome) -> None:
-            ledger.mark_done(key, str(job.key), outcome)
-            self.count(str(job.key), outcome)
-
+        if self.hand_off is not None:  # --workers: other processes send the queue
+            return self.hand_off(ledger, snapshot, queue, send_id)
+        hands = _Hands(self, ledger, send_id, templates, by_key, private)
         quota, stopped = self.quota, None
         try:
             while True:  # one round, or one per day's quota with --wait
                 halt = Halt(self.stop)
                 if quota is None or quota.open(ledger, halt):
-                    self.transport.send_all(jobs(queue), on_start=started, on_done=done, stop=halt)
+                    self.transport.send_all(
+                        hands.jobs(queue), on_start=hands.started, on_done=hands.done, stop=halt
+                    )
                 if quota is None or self.stop.is_set() or not quota.reached:
                     break
                 left = None if self.limit is None else self.limit - self.sum_outcomes()
@@ -380,6 +359,65 @@ class _Run:
                 self.failures.append((email, outcome))
         if self.on_done:
             self.on_done(email, outcome)
+
+
+class _Hands:
+    """What every sender of a run does with each person: make their message when a
+    connection is ready for it, claim them just before it goes (the quota first),
+    record the answer. A ``send`` has one; each worker of ``send --workers`` its own."""
+
+    def __init__(
+        self,
+        run: _Run,
+        ledger: Ledger,
+        send_id: int,
+        templates: dict[frozenset[str], MessageTemplate],
+        by_key: dict[str, Recipient],
+        private: dict[str, str],
+    ) -> None:
+        self.run, self.ledger, self.send_id = run, ledger, send_id
+        self.templates, self.by_key, self.private = templates, by_key, private
+        self.key = run.target.key
+
+    def jobs(self, queue: Iterable[tuple[str, str]]) -> Iterator[Job]:
+        # Lazily: a message is made only when a connection is ready for it.
+        bounces = self.run.ws.config.bounce_address
+        signer = self.run.signer
+        for email, mid in queue:
+            r = self.by_key[email]
+            template = self.templates[r.audiences]
+            token = self.private.get(email)
+            if token:
+                r = replace(r, fields={**r.fields, "unsubscribe_token": token})
+            try:
+                envelope = template.envelope(r, message_id=mid)
+                if token and bounces:
+                    envelope = replace(envelope, sender=verp(bounces, token))
+                job = Job(envelope, template.render(r, message_id=mid), key=email)
+            except UNBUILDABLE as exc:
+                reason = f"the message could not be made: {exc}"
+                self.ledger.mark_failed(self.key, email, reason)
+                self.run.count(email, Outcome("failed", None, reason))
+                continue
+            if signer is not None:  # DKIM: once per person, on the final bytes
+                job = Job(job.envelope, signer.sign(job.data), job.key)
+            yield job
+
+    def started(self, job: Job) -> bool:
+        quota = self.run.quota
+        if quota is not None and not quota.take():
+            return False  # the day's quota is used up: left pending, for later
+        claimed = self.ledger.mark_sending(self.key, str(job.key), self.send_id)
+        if not claimed:
+            with self.run.lock:
+                self.run.skipped.append(str(job.key))
+            if quota is not None:
+                quota.give_back()
+        return claimed
+
+    def done(self, job: Job, outcome: Outcome) -> None:
+        self.ledger.mark_done(self.key, str(job.key), outcome)
+        self.run.count(str(job.key), outcome)
 
 
 def verp(bounce_address: str, token: str) -> str:
