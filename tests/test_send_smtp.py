@@ -204,12 +204,15 @@ def test_killed_mid_send_resumes_with_nobody_lost(workspace: Path) -> None:
             assert "were being sent when an earlier run stopped" in again.stdout
     ids = counter.ids
     final = ledger(workspace)
+    lost = {m for _, m in final.values()} - set(ids)
+    # Shown with -s, before the checks, so a failing run says what it found too.
+    print(
+        f"crash: killed after {len(before_rerun)} received, ledger said {len(sent)} sent and "
+        f"{len(unknown)} unknown; after resume: lost {len(lost)}, "
+        f"duplicates {len(ids) - len(set(ids))} (at most {CONNECTIONS})"
+    )
     assert set(final) == set(emails)
     assert {s for s, _ in final.values()} == {"sent"}
     # Every recipient got at least one message; duplicates at most one per connection.
     assert set(ids) == {m for _, m in final.values()}
     assert len(ids) - len(set(ids)) <= CONNECTIONS
-    print(
-        f"crash: killed after {len(before_rerun)} received, ledger said {len(sent)} sent and "
-        f"{len(unknown)} unknown; duplicates after resume: {len(ids) - len(set(ids))}"
-    )

@@ -7,12 +7,15 @@ crash the rows say exactly what is known: ``sent`` is never sent again,
 ``pending`` is sent next time, and ``sending`` means "handed over, answer
 unknown" — at most one per open connection — which is sent again and reported.
 
-One commit (with its fsync, so it survives a power cut) per message: a
-connection's ``sending`` mark is committed, before its message goes, together
-with the answers that came in since the last commit — among them that
-connection's previous message. So the previous answer is on disk before the
-next message is handed over, which is all "at most one unknown per
-connection" needs, at half the fsyncs of committing each mark alone.
+Group commit: a connection's ``sending`` mark is committed (with its fsync,
+so it survives a power cut) before its message goes, together with the
+answers that came in since the last commit — among them that connection's
+previous message — and with the marks other connections are waiting on at
+that moment. Whichever waiting connection finds no commit running writes all
+of them in one transaction; the others wait only for the commit holding their
+own mark. So each connection's previous answer is on disk before its next
+message is handed over, which is all "at most one unknown per connection"
+needs, and four connections share one fsync instead of queueing for four.
 
 The file holds people's data: it is created readable by its owner only, and
 SQLite gives its -wal and -shm files the same permissions.
@@ -25,12 +28,12 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..clock import Clock, stamp
-from ..transports.base import Outcome
+from ..transports.base import DeliveryState, Outcome
 from .errors import IssueHeld, LedgerDamaged, LedgerError, LedgerFull, LedgerGone
 from .records import (
     Delivery,
@@ -47,6 +50,7 @@ from .records import (
 from .schema import VERSION, migrate
 
 _SQLITE_FULL = 13
+_SLICE = 500  # addresses looked up per query (SQLite allows 32,766 parameters)
 # The Message-ID a person is sent again with (--resend): the n-th generation.
 _Renew = Callable[[Planned, int], str]
 
@@ -117,6 +121,10 @@ class SqliteLedger:
         self._answers: list[tuple[object, ...]] = []  # mark_done's, not yet committed
         # Its own lock: an answer is noted without waiting for another thread's fsync.
         self._answers_lock = threading.Lock()
+        # mark_sending's, waiting for the next group commit; one thread leads it at a time.
+        self._marks: list[_Mark] = []
+        self._committed = threading.Condition(self._answers_lock)
+        self._leading = False
         self._heartbeat: _Heartbeat | None = None
 
     def close(self) -> None:
@@ -161,22 +169,21 @@ class SqliteLedger:
         finally:
             copy.close()
 
-    def _commit_answers(self, then: tuple[object, ...] | None = None) -> bool:
-        """Commit the answers waiting, and a ``sending`` mark if given (hold the lock).
+    def _commit_answers(self, marks: Sequence[tuple[object, ...]] = ()) -> list[bool]:
+        """Commit the answers waiting, and the ``sending`` marks given (hold the lock).
 
-        Returns whether the mark claimed its row (it was still pending)."""
+        Returns, mark by mark, whether it claimed its row (it was still pending)."""
         answers = self._take_answers()
-        if not answers and then is None:
-            return True
+        if not answers and not marks:
+            return []
         db = self._db
-        claimed = True
         try:
-            if then is not None:
+            if marks:
                 self._check_file()
             db.execute("BEGIN IMMEDIATE")  # one transaction (one fsync) for them all
             db.executemany(_DONE, answers)
-            if then is not None:
-                claimed = db.execute(_SENDING, then).rowcount == 1
+            # One by one: each connection needs to know whether its own row was claimed.
+            claimed = [db.execute(_SENDING, mark).rowcount == 1 for mark in marks]
             db.execute("COMMIT")
         except BaseException as exc:
             # A failed COMMIT (disk full) has already rolled back.
@@ -201,6 +208,18 @@ class SqliteLedger:
         """Answers received but not yet on disk (after a full disk, say)."""
         with self._answers_lock:
             return len(self._answers)
+
+    @property
+    def waiting(self) -> int:
+        """``sending`` marks made but not yet taken into a commit."""
+        with self._answers_lock:
+            return len(self._marks)
+
+    @property
+    def committing(self) -> bool:
+        """Whether a connection is writing a group commit now."""
+        with self._answers_lock:
+            return self._leading
 
     def _write(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
         try:
@@ -331,49 +350,38 @@ class SqliteLedger:
         says their state is sent to this run. A person sent again after they
         had it (``--resend``) gets a new Message-ID from ``renew(person,
         generation)``, so receivers do not drop it as a duplicate.
+
+        The issue's rows are read in one query and the new people written by
+        one prepared statement as ``people`` is read, not a query per person.
         """
         stamp = now()
-        new = already = failed = 0
-        unknown: list[str] = []
-        emails: list[str] = []
         with self._lock:
             db = self._db
             self._commit_answers()
             db.execute("BEGIN IMMEDIATE")
             try:
-                for p in people:
-                    emails.append(p.email)
-                    row = db.execute(
-                        "SELECT state, generation FROM deliveries WHERE issue = ? AND email = ?",
-                        (issue, p.email),
-                    ).fetchone()
-                    if row is None:
-                        db.execute(
-                            "INSERT INTO deliveries (issue, email, address, lists, message_id,"
-                            " state, updated) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                            (issue, p.email, p.address or p.email, p.lists, p.message_id, stamp),
-                        )
-                        new += 1
-                        continue
-                    state, generation = row
-                    again = eligible(state)
-                    if state == "sending":
-                        unknown.append(p.email)
-                    elif state == "sent" and not again:
-                        already += 1
-                    elif state == "failed" and not again:
-                        failed += 1
-                    if again and state != "pending":
-                        message_id = None
-                        if state == "sent" and renew is not None:
-                            generation += 1
-                            message_id = renew(p, generation)
-                        db.execute(
-                            "UPDATE deliveries SET state = 'pending', lists = ?, updated = ?,"
-                            " generation = ?, message_id = COALESCE(?, message_id)"
-                            " WHERE issue = ? AND email = ?",
-                            (p.lists, stamp, generation, message_id, issue, p.email),
-                        )
+                known = {
+                    email: (state, generation)
+                    for email, state, generation in db.execute(
+                        "SELECT email, state, generation FROM deliveries WHERE issue = ?",
+                        (issue,),
+                    )
+                }
+                tally = _Tally(known, eligible, renew, stamp)
+                before = db.total_changes
+                db.executemany(
+                    "INSERT INTO deliveries (issue, email, address, lists, message_id, state,"
+                    " updated) VALUES (?, ?, ?, ?, ?, 'pending', ?)"
+                    " ON CONFLICT (issue, email) DO NOTHING",
+                    tally.new_rows(issue, people),
+                )
+                new = db.total_changes - before
+                db.executemany(
+                    "UPDATE deliveries SET state = 'pending', lists = ?, updated = ?,"
+                    " generation = ?, message_id = COALESCE(?, message_id)"
+                    " WHERE issue = ? AND email = ?",
+                    tally.again,
+                )
                 db.execute("COMMIT")
             except BaseException as exc:
                 if db.in_transaction:
@@ -381,8 +389,7 @@ class SqliteLedger:
                 if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
                     raise _full(self.path) from None
                 raise
-        to_send = len(self._pending(issue, emails, None))
-        return Snapshot(new, already, unknown, failed, to_send)
+        return Snapshot(new, tally.already, tally.unknown, tally.failed, new + tally.pending)
 
     def to_send(self, issue: str, emails: Iterable[str], limit: int | None = None) -> list[str]:
         """The pending among ``emails``, in the order given, at most ``limit``."""
@@ -395,25 +402,68 @@ class SqliteLedger:
         return self._pending(issue, list(emails), limit)
 
     def _pending(self, issue: str, emails: list[str], limit: int | None) -> list[tuple[str, str]]:
+        # Looked up a slice of ``emails`` at a time: the answer holds the caller's
+        # strings and only the Message-IDs are new, not a copy of the issue's rows.
+        chosen: list[tuple[str, str]] = []
         with self._lock:
             self._commit_answers()
-            pending = dict(
-                self._db.execute(
-                    "SELECT email, message_id FROM deliveries"
-                    " WHERE issue = ? AND state = 'pending'",
-                    (issue,),
-                ).fetchall()
-            )
-        chosen = [(e, pending[e]) for e in emails if e in pending]
+            for start in range(0, len(emails), _SLICE):
+                some = emails[start : start + _SLICE]
+                ids = dict(
+                    self._db.execute(
+                        "SELECT email, message_id FROM deliveries WHERE issue = ?"
+                        f" AND state = 'pending' AND email IN ({', '.join('?' * len(some))})",
+                        (issue, *some),
+                    ).fetchall()
+                )
+                chosen += [(e, ids[e]) for e in some if e in ids]
+                if limit is not None and len(chosen) >= limit:
+                    break
         return chosen if limit is None else chosen[:limit]
 
     def mark_sending(self, issue: str, email: str, send_id: int) -> bool:
         """Claim a pending person for this send, just before their message goes.
 
         False when they are no longer pending (another sender claimed them):
-        their message must not go."""
-        with self._lock:
-            return self._commit_answers(then=(send_id, now(), issue, email, send_id))
+        their message must not go. Returns once the mark is on disk, in the
+        first group commit that starts after it was made."""
+        mark = _Mark((send_id, now(), issue, email, send_id))
+        with self._committed:
+            self._marks.append(mark)
+            while self._leading and not mark.done:
+                self._committed.wait()
+            lead = not mark.done
+            self._leading = self._leading or lead
+        if lead:
+            self._lead()
+        if mark.error is not None:
+            raise mark.error
+        return mark.claimed
+
+    def _lead(self) -> None:
+        """Commit every mark waiting (this thread's among them) and the answers, at once.
+
+        The marks are taken under the database lock, and the answers after
+        them: an answer given before a connection's next mark is in that
+        mark's commit or in one that ended before it began."""
+        marks: list[_Mark] = []
+        error: BaseException | None = None
+        claimed: list[bool] = []
+        try:
+            with self._lock:
+                with self._committed:
+                    marks, self._marks = self._marks, []
+                claimed = self._commit_answers([m.args for m in marks])
+        except BaseException as exc:  # every connection in this commit stops with it
+            error = exc
+        finally:
+            with self._committed:
+                for i, m in enumerate(marks):
+                    m.claimed = claimed[i] if error is None else False
+                    m.error = error
+                    m.done = True
+                self._leading = False
+                self._committed.notify_all()
 
     def mark_done(self, issue: str, email: str, outcome: Outcome) -> None:
         with self._answers_lock:
@@ -614,6 +664,58 @@ class SqliteLedger:
                     now(),
                 ),
             )
+
+
+class _Tally:
+    """A snapshot's people sorted as they are read: new rows, rows to make pending again."""
+
+    def __init__(
+        self,
+        known: dict[str, tuple[DeliveryState, int]],
+        eligible: Eligible,
+        renew: _Renew | None,
+        stamp: str,
+    ) -> None:
+        self.known, self.eligible, self.renew, self.stamp = known, eligible, renew, stamp
+        self.already = self.failed = self.pending = 0
+        self.unknown: list[str] = []
+        self.again: list[tuple[object, ...]] = []  # UPDATE arguments
+
+    def new_rows(self, issue: str, people: Iterable[Planned]) -> Iterator[tuple[object, ...]]:
+        """INSERT arguments for the people the issue has no row for; the others noted."""
+        for p in people:
+            row = self.known.get(p.email)
+            if row is None:
+                yield (issue, p.email, p.address or p.email, p.lists, p.message_id, self.stamp)
+                continue
+            state, generation = row
+            again = self.eligible(state)
+            if state == "sending":
+                self.unknown.append(p.email)
+            elif state == "sent" and not again:
+                self.already += 1
+            elif state == "failed" and not again:
+                self.failed += 1
+            if state == "pending" or again:
+                self.pending += 1
+            if again and state != "pending":
+                message_id = None
+                if state == "sent" and self.renew is not None:
+                    generation += 1
+                    message_id = self.renew(p, generation)
+                self.again.append((p.lists, self.stamp, generation, message_id, issue, p.email))
+
+
+class _Mark:
+    """One connection's ``sending`` mark, waiting for the group commit that holds it."""
+
+    __slots__ = ("args", "claimed", "done", "error")
+
+    def __init__(self, args: tuple[object, ...]) -> None:
+        self.args = args
+        self.claimed = False
+        self.done = False
+        self.error: BaseException | None = None
 
 
 class _Heartbeat:
