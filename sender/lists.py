@@ -27,10 +27,9 @@ from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from email_validator import EmailNotValidError, validate_email
-
+from .addresses import Addresses, EmailNotValidError
 from .problems import Problem, ProblemsError, Severities, Severity, did_you_mean
-from .recipient import Recipient, address_key, display_name
+from .recipient import Fields, Recipient, address_key, columns, display_name
 
 SUPPRESSED = "suppressed"
 MAX_FIELD = 1000
@@ -129,17 +128,30 @@ def list_names(recipients_dir: Path) -> list[str]:
     )
 
 
-def read_list(path: Path, root: Path, suppressed: set[str] | None = None) -> ListReport:
+def read_list(
+    path: Path, root: Path, suppressed: set[str] | None = None, *, shared: _Shared | None = None
+) -> ListReport:
     """Read one list; anyone whose address is in ``suppressed`` is dropped and counted.
 
     ``suppressed`` holds keys as made by :func:`address_key` (see
     :func:`read_suppressed`). ``root`` is the workspace, for the file names in
-    problems.
+    problems. Lists read together share ``shared``: the addresses and domains
+    already checked, and one copy of each value that repeats.
     """
-    return _Reader(path, root, suppressed or set(), need_rows=True).read()
+    return _Reader(path, root, suppressed or set(), need_rows=True, shared=shared).read()
 
 
-def read_suppressed(recipients_dir: Path, root: Path) -> tuple[set[str], list[Problem]]:
+class _Shared:
+    """What the lists of one reading share: checked addresses, repeated values."""
+
+    def __init__(self) -> None:
+        self.addresses = Addresses()
+        self.values: dict[str, str] = {}  # each value once: 'Team 3' on 1,000 rows is one string
+
+
+def read_suppressed(
+    recipients_dir: Path, root: Path, shared: _Shared | None = None
+) -> tuple[set[str], list[Problem]]:
     """The keys of everyone in ``recipients/suppressed.csv`` (none when it is missing).
 
     The file follows the rules of a list, but it may be empty or hold only its
@@ -148,7 +160,7 @@ def read_suppressed(recipients_dir: Path, root: Path) -> tuple[set[str], list[Pr
     path = recipients_dir / f"{SUPPRESSED}.csv"
     if not path.is_file():
         return set(), []
-    report = _Reader(path, root, set(), need_rows=False).read()
+    report = _Reader(path, root, set(), need_rows=False, shared=shared).read()
     return {address_key(r.email) for r in report.recipients}, report.problems
 
 
@@ -193,10 +205,11 @@ def select(recipients_dir: Path, root: Path, names: Sequence[str]) -> Selection:
     if unknown:
         raise ProblemsError(unknown)
 
-    suppressed, problems = read_suppressed(recipients_dir, root)
+    shared = _Shared()
+    suppressed, problems = read_suppressed(recipients_dir, root, shared)
     reports: dict[str, ListReport] = {}
     for name in wanted:
-        report = read_list(recipients_dir / f"{name}.csv", root, suppressed)
+        report = read_list(recipients_dir / f"{name}.csv", root, suppressed, shared=shared)
         reports[name] = report
         problems.extend(report.problems)
     recipients, on_several, conflicts = _merge(reports)
@@ -260,7 +273,15 @@ class _Stop(Exception):
 class _Reader:
     """Reads one CSV file into a ListReport. One instance per file."""
 
-    def __init__(self, path: Path, root: Path, suppressed: set[str], *, need_rows: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        root: Path,
+        suppressed: set[str],
+        *,
+        need_rows: bool,
+        shared: _Shared | None = None,
+    ) -> None:
         self.path = path
         self.suppressed = suppressed
         self.need_rows = need_rows  # a list needs rows; suppressed.csv may be empty
@@ -268,6 +289,14 @@ class _Reader:
         self.seen: dict[str, int] = {}  # address key -> line of its first row
         self.unnamed_warned = False
         self.undecodable: set[int] = set()  # lines with bytes read as U+FFFD
+        self.shared = shared or _Shared()
+        self.lists = (self.report.name,)  # one tuple for everyone on this list
+        # Set by the header: the field names in column order (shared by every
+        # person on the list), and each column's place among them (-1: ignored).
+        self.names: tuple[str, ...] = ()
+        self.places: list[int] = []
+        self.at: Mapping[str, int] = {}
+        self.at_email = 0
 
     # -- problems
 
@@ -455,6 +484,10 @@ class _Reader:
                 first_column[key] = number
             keys.append(key)
         self.report.columns = ["email", *(k for k in keys if k and k != "email")]
+        self.names = tuple(k for k in keys if k)
+        self.places = [self.names.index(k) if k else -1 for k in keys]
+        self.at = columns(self.names)
+        self.at_email = self.names.index("email")
         return keys
 
     def _row(self, values: list[str], keys: list[str], start: int, end: int) -> None:
@@ -474,32 +507,19 @@ class _Reader:
                 )
         if self.undecodable and not self.undecodable.isdisjoint(range(start, end + 1)):
             bad = True  # the error is already recorded for the line
-        fields: dict[str, str] = {}
+        # The person's values in the list's field order; a value that repeats
+        # (a team, a first name) is kept once for the whole reading.
+        places, at_email, repeated = self.places, self.at_email, self.shared.values
+        row = [""] * len(self.names)
         for index, value in enumerate(values):
             value = value.strip()
-            key = keys[index] if index < len(keys) else ""
-            what = f"the '{key}' value" if key else f"the value in column {index + 1}"
-            if "\n" in value or "\r" in value:
-                bad = True
-                self.error(
-                    start,
-                    f"{what} has a line break in it; recipient data may not hold line breaks "
-                    "(they could inject mail headers)",
-                    f"the row runs from line {start} to line {end}: remove the line break "
-                    "from the cell, or add the missing closing quote",
-                )
-            elif "\x00" in value:
-                bad = True
-                self.error(start, f"{what} holds a NUL character", "retype the cell")
-            if len(value) > MAX_FIELD:
-                bad = True
-                self.error(
-                    start,
-                    f"{what} is {len(value)} characters long; the limit is {MAX_FIELD}",
-                    "recipient fields are for short details such as names; shorten it",
-                )
-            if key:
-                fields[key] = value
+            if len(value) > MAX_FIELD or "\n" in value or "\r" in value or "\x00" in value:
+                bad = self._bad_value(value, keys, index, start, end) or bad
+            place = places[index] if index < len(places) else -1
+            if place == at_email:
+                row[place] = value
+            elif place >= 0:
+                row[place] = repeated.setdefault(value, value)
             elif value and index < len(keys) and not self.unnamed_warned:
                 self.unnamed_warned = True
                 self.warning(
@@ -508,18 +528,14 @@ class _Reader:
                     "its values are ignored",
                     "name the column in the first row, or delete it",
                 )
-        for key in keys:
-            if key:
-                fields.setdefault(key, "")
-        address = fields.get("email", "")
+        address = row[at_email]
         normalized = ""
         if not address:
             bad = True
             self.error(start, "no email address on this row", "fill it in, or delete the row")
         else:
             try:
-                result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
-                normalized = result.ascii_email or result.normalized
+                normalized = self.shared.addresses(address)
             except EmailNotValidError as exc:
                 bad = True
                 self.error(
@@ -542,7 +558,8 @@ class _Reader:
             self.warning(start, f"duplicate of line {first} ({normalized})")
             return
         self.seen[key] = start
-        fields["email"] = normalized
+        row[at_email] = normalized
+        fields = Fields(self.at, tuple(row))
         name = display_name(fields)
         if len(name) > LONG_NAME:
             self.warning(
@@ -552,14 +569,34 @@ class _Reader:
                 "check the name cells of this row hold just the person's name",
             )
         report.recipients.append(
-            Recipient(
-                email=normalized,
-                name=name,
-                fields=fields,
-                lists=(report.name,),
-                rows=((report.file, start),),
-            )
+            Recipient(normalized, name, fields, self.lists, ((report.file, start),))
         )
+
+    def _bad_value(self, value: str, keys: list[str], index: int, start: int, end: int) -> bool:
+        """Record what is wrong with one cell (a line break, a NUL, too long); True if any."""
+        key = keys[index] if index < len(keys) else ""
+        what = f"the '{key}' value" if key else f"the value in column {index + 1}"
+        bad = False
+        if "\n" in value or "\r" in value:
+            bad = True
+            self.error(
+                start,
+                f"{what} has a line break in it; recipient data may not hold line breaks "
+                "(they could inject mail headers)",
+                f"the row runs from line {start} to line {end}: remove the line break "
+                "from the cell, or add the missing closing quote",
+            )
+        elif "\x00" in value:
+            bad = True
+            self.error(start, f"{what} holds a NUL character", "retype the cell")
+        if len(value) > MAX_FIELD:
+            bad = True
+            self.error(
+                start,
+                f"{what} is {len(value)} characters long; the limit is {MAX_FIELD}",
+                "recipient fields are for short details such as names; shorten it",
+            )
+        return bad
 
 
 # --------------------------------------------------------------------------- merging
@@ -608,18 +645,19 @@ def _merge(reports: Mapping[str, ListReport]) -> tuple[list[Recipient], int, lis
                         )
                     )
     recipients: list[Recipient] = []
+    combinations: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per set of lists
     for key in order:
+        base = first[key]
         if key not in merged:
-            recipients.append(first[key])
+            recipients.append(base)
             continue
         fields, _, lists, rows = merged[key]
-        recipients.append(
-            Recipient(
-                email=first[key].email,
-                name=display_name(fields),
-                fields=fields,
-                lists=tuple(lists),
-                rows=tuple(rows),
+        named = combinations.setdefault(tuple(lists), tuple(lists))
+        if fields == base.fields:  # nothing filled in from a later list: share the first's
+            recipients.append(Recipient(base.email, base.name, base.fields, named, tuple(rows)))
+        else:
+            filled = Fields.of(fields)
+            recipients.append(
+                Recipient(base.email, display_name(filled), filled, named, tuple(rows))
             )
-        )
     return recipients, len(merged), conflicts
