@@ -508,6 +508,9 @@ class MessageTemplate:
             if any(link.startswith("https://") for link in self._unsubscribe):
                 emit(_header("List-Unsubscribe-Post", ONE_CLICK))
         emit(_unstructured("X-Newsletter-Issue", variant.slug))
+        # Out-of-office and other automatic replies: Exchange sends none for OOF/AutoReply;
+        # most other responders hold back for bulk mail.
+        emit(b"X-Auto-Response-Suppress: OOF, AutoReply\r\nPrecedence: bulk\r\n")
         emit(b"MIME-Version: 1.0\r\n")
         emit(_fold("Content-Type", ["multipart/alternative;", f'boundary="{self.boundary}"']))
         emit(CRLF)

@@ -64,6 +64,8 @@ EXPECTED_HEADERS = [
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
     "X-Newsletter-Issue",
+    "X-Auto-Response-Suppress",
+    "Precedence",
     "MIME-Version",
     "Content-Type",
 ]
@@ -347,6 +349,15 @@ def test_test_send_is_marked_and_has_its_own_message_id() -> None:
     assert test["Subject"] == "[TEST] " + SUBJECT
     assert MESSAGE_ID.fullmatch(test["Message-ID"])
     assert test["Message-ID"] != real["Message-ID"]
+
+
+def test_out_of_office_replies_are_asked_not_to_come_back() -> None:
+    """Exchange sends no out-of-office or auto-reply for X-Auto-Response-Suppress: OOF,
+    AutoReply; other responders hold back for Precedence: bulk. A test copy too."""
+    for test in (False, True):
+        msg = parse(template(test=test).render(person()))
+        assert msg.get_all("X-Auto-Response-Suppress") == ["OOF, AutoReply"]
+        assert msg.get_all("Precedence") == ["bulk"]
 
 
 def test_list_id_per_audience_set() -> None:
