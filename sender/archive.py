@@ -9,6 +9,8 @@ placeholders show their defaults, exactly as ``newsletter build`` does.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -22,7 +24,7 @@ from .ledger import read_ledger
 from .pictures import published
 from .placeholders import fill, split
 from .problems import Problem
-from .render import Renderer, long_date
+from .render import Renderer, long_date, template_loader
 from .workspace import Workspace
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -35,8 +37,10 @@ class Entry:
     issue: Issue
     lists: tuple[str, ...]  # every list it went to
     keys: tuple[str, ...]  # every version sent: 'headteachers', 'headteachers+managers'
-    sent: int
+    sent: int  # people (one row each in the ledger, however many lists they are on)
     updated: str  # when its last send finished (ISO 8601, UTC)
+    # People it was sent to on each list (someone on two lists counts on each).
+    reached: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -85,8 +89,16 @@ def collect(ws: Workspace) -> tuple[list[Entry], list[Problem]]:
                 continue
             keys = sorted({d.lists for d in delivered})
             lists = sorted({name for key in keys for name in key_lists(key)})
+            reached = Counter(name for d in delivered for name in key_lists(d.lists))
             entries.append(
-                Entry(ws.load_issue(source), tuple(lists), tuple(keys), len(delivered), max(stamps))
+                Entry(
+                    ws.load_issue(source),
+                    tuple(lists),
+                    tuple(keys),
+                    len(delivered),
+                    max(stamps),
+                    reached,
+                )
             )
     entries.sort(key=lambda e: (e.issue.date, e.updated, e.issue.slug), reverse=True)
     return entries, warnings
@@ -98,7 +110,9 @@ def rebuild(ws: Workspace) -> ArchiveResult:
     entries, warnings = collect(ws)
     # The archive's own copy: images next to the page, no "view in browser"
     # link (this is the browser copy).
-    renderer = Renderer(dataclasses.replace(ws.config, web_url=None), pictures="archive")
+    renderer = Renderer(
+        dataclasses.replace(ws.config, web_url=None), pictures="archive", home=_home
+    )
     written: list[Path] = []
 
     def put(relative: str, data: bytes) -> None:
@@ -121,7 +135,7 @@ def rebuild(ws: Workspace) -> ArchiveResult:
             put(f"{entry.folder}/{src}", picture.data)
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(ws.config.templates_dir),
+        loader=template_loader(ws.config.templates_dir),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
@@ -153,7 +167,7 @@ def rebuild(ws: Workspace) -> ArchiveResult:
             page.render(
                 **context,
                 heading=f"Issues for {name}",
-                entries=[_row(e, name, "../") for e in mine],
+                entries=[_row(e, name, "../", e.reached.get(name, e.sent)) for e in mine],
                 lists=[],
                 home="../index.html",
                 feed="feed.xml",
@@ -163,19 +177,29 @@ def rebuild(ws: Workspace) -> ArchiveResult:
     return ArchiveResult(folder, entries, written, warnings)
 
 
+def _home(audiences: frozenset[str]) -> tuple[str, str]:
+    """A web copy's link back, from YEAR/SLUG/KEY.html: its list's index, or every issue's
+    for a version of several lists."""
+    if len(audiences) == 1:
+        [name] = audiences
+        return f"../../{name}/index.html", f"All issues for {name}"
+    return "../../index.html", "All issues"
+
+
 def _best_key(entry: Entry) -> str:
     """The overall index and feed link each issue to one list's page: the first by name."""
     return entry.lists[0]
 
 
-def _row(entry: Entry, key: str, up: str) -> dict[str, object]:
+def _row(entry: Entry, key: str, up: str, sent: int | None = None) -> dict[str, object]:
+    """An index's line for an issue; ``sent``: the people it reached on that index's list."""
     return {
         "href": f"{up}{entry.folder}/{key}.html",
         "title": entry.issue.title,
         "date": long_date(entry.issue),
         "iso_date": entry.issue.date.isoformat(),
         "lists": entry.lists,
-        "sent": entry.sent,
+        "sent": entry.sent if sent is None else sent,
     }
 
 

@@ -14,6 +14,7 @@ are not pictures.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from collections.abc import Collection, Mapping
@@ -72,8 +73,10 @@ class Issue:
     subject: str = ""
     preheader: str | None = None
     subtitle: str | None = None
-    template: str = "newsletter"
+    template: str = "blog"
     numbered: bool = False
+    # "In this issue" at the top: None shows it when a version has CONTENTS_FROM sections.
+    contents: bool | None = None
     author: Author | None = None
     greeting: str | None = None
     intro: str | None = None
@@ -106,6 +109,7 @@ TOP_KEYS = (
     "subtitle",
     "template",
     "numbered",
+    "contents",
     "author",
     "greeting",
     "intro",
@@ -315,7 +319,8 @@ class _Reader:
 
         title = self.text(top.get("title"), "title", required=True)
         date = self.date(top.get("date"))
-        template = self.text(top.get("template"), "template") or "newsletter"
+        # Without 'template:', the first look (blog, of those shipped).
+        template = self.text(top.get("template"), "template") or min(self.templates or ["blog"])
         if self.templates is not None and template not in self.templates and "template" in top:
             self.error(
                 top["template"],
@@ -335,6 +340,7 @@ class _Reader:
             subtitle=self.text(top.get("subtitle"), "subtitle"),
             template=template,
             numbered=self.boolean(top.get("numbered"), "numbered"),
+            contents=self.boolean(top["contents"], "contents") if "contents" in top else None,
             author=author,
             greeting=self.text(top.get("greeting"), "greeting"),
             intro=self.text(top.get("intro"), "intro", markdown=True, at="intro"),
@@ -534,11 +540,7 @@ class _Reader:
                 raise ValueError
             return dt.date.fromisoformat(str(raw).strip())
         except ValueError:
-            self.error(
-                node,
-                f"date '{raw}' is not a date we can read" if raw else "date must be a date",
-                "write it as YYYY-MM-DD, e.g. 2025-02-13",
-            )
+            self.error(node, *_date_problem(str(raw).strip() if raw is not None else None))
             return None
 
     def boolean(self, node: yaml.Node | None, what: str) -> bool:
@@ -699,6 +701,45 @@ class _Reader:
                 )
             names.append(name)
         return tuple(names)
+
+
+_YMD = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_DMY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+
+
+def _date_problem(raw: str | None) -> tuple[str, str]:
+    """What is wrong with a date that did not read, and how to write it."""
+    how = "write it as YYYY-MM-DD, e.g. 2025-02-13"
+    if not raw:
+        return "date must be a date", how
+    ymd = _YMD.fullmatch(raw)
+    if ymd:
+        year, month, day = map(int, ymd.groups())
+        if not 1 <= month <= 12:
+            return (
+                f"date '{raw}': there is no month {month}",
+                "write it as YYYY-MM-DD (year, month, day), e.g. 2025-02-13",
+            )
+        days = calendar.monthrange(year, month)[1]
+        name = calendar.month_name[month]
+        if name == "February" and day == 29 and days == 28:
+            return (
+                f"date '{raw}' does not exist: {year} is not a leap year, so February has 28 days",
+                "check the day",
+            )
+        if not 1 <= day <= days:
+            return f"date '{raw}' does not exist: {name} has {days} days", "check the day"
+        return f"date '{raw}' is not a date we can read", f"write it as {year}-{month:02}-{day:02}"
+    dmy = _DMY.fullmatch(raw)
+    if dmy:
+        day, month, year = map(int, dmy.groups())
+        if 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]:
+            return (
+                f"date '{raw}' is written day first",
+                f"write it year first, as {year}-{month:02}-{day:02} "
+                f"(if you mean {day} {calendar.month_name[month]} {year})",
+            )
+    return f"date '{raw}' is not a date we can read", how
 
 
 def _split(address: str) -> SplitResult | None:

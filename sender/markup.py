@@ -104,11 +104,15 @@ def to_html(source: str, pictures: PictureLookup | None = None) -> str:
     md = _md()
     tokens = md.parse(source)
     tables = False
+    levels = iter(shown_levels([int(t.tag[1]) for t in tokens if t.type == "heading_open"]))
+    level = 0
     for token in tokens:
-        # The template owns h1 (title) and h2 (sections); a '#' written inside a
-        # section becomes h3 or lower, so the heading outline stays in order.
+        # The template owns h1 (title) and h2 (sections): headings written in a text
+        # are h3, h4, … by their place in it (see shown_levels).
+        if token.type == "heading_open":
+            level = next(levels)
         if token.type in ("heading_open", "heading_close"):
-            token.tag = f"h{min(6, int(token.tag[1]) + 2)}"
+            token.tag = f"h{level}"
         if token.type == "table_open":
             tables = True
         if pictures is not None and token.children:
@@ -119,6 +123,29 @@ def to_html(source: str, pictures: PictureLookup | None = None) -> str:
         _style_table(tokens)
     html: str = md.renderer.render(tokens, md.options, {})
     return html.strip()
+
+
+def shown_levels(written: list[int]) -> list[int]:
+    """The levels (h3-h6) of headings written in a text with these levels (1 for '#'):
+    relative, so the biggest written becomes h3 and the next h4, whatever the number of
+    '#' marks; and never more than one below the heading before (an h2, the section's,
+    for the first), so the outline skips no level."""
+    ranks = {level: rank for rank, level in enumerate(sorted(set(written)), start=3)}
+    out: list[int] = []
+    for level in written:
+        out.append(min(ranks[level], (out[-1] if out else 2) + 1, 6))
+    return out
+
+
+def headings(source: str) -> list[tuple[int, int, str]]:
+    """Each heading of a Markdown text: its level (1 for '#'), the line it is on (from 0),
+    and its words."""
+    tokens = _md().parse(source)
+    return [
+        (int(t.tag[1]), t.map[0] if t.map else 0, tokens[i + 1].content)
+        for i, t in enumerate(tokens)
+        if t.type == "heading_open"
+    ]
 
 
 def _picture(token: Token, pictures: PictureLookup) -> None:

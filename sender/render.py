@@ -8,7 +8,7 @@ form at the end, for the message stage to fill per person.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,48 @@ def long_date(issue: Issue) -> str:
     return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
 
 
-def template_names(templates_dir: Path) -> list[str]:
-    """Looks a user can choose: <name>.mjml.j2 with a matching .txt.j2; _base is not one."""
-    return sorted(
-        p.name.removesuffix(".mjml.j2")
-        for p in templates_dir.glob("*.mjml.j2")
-        if not p.name.startswith("_")
-        and p.with_name(p.name.replace(".mjml.j2", ".txt.j2")).exists()
+# The looks shipped inside the package; a workspace's own templates/ overrides them by name.
+SHIPPED_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def template_loader(templates_dir: Path) -> jinja2.BaseLoader:
+    """The workspace's templates/ first, then the looks shipped with the package."""
+    return jinja2.ChoiceLoader(
+        [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(SHIPPED_TEMPLATES)]
     )
+
+
+def template_names(templates_dir: Path) -> list[str]:
+    """Looks a user can choose: <name>.mjml.j2 with a matching .txt.j2, in the workspace's
+    templates/ or shipped with the package; _base is not one."""
+    found = {p.name for folder in (templates_dir, SHIPPED_TEMPLATES) for p in folder.glob("*.j2")}
+    return sorted(
+        name.removesuffix(".mjml.j2")
+        for name in found
+        if name.endswith(".mjml.j2")
+        and not name.startswith("_")
+        and name.replace(".mjml.j2", ".txt.j2") in found
+    )
+
+
+# A version with this many sections or more starts with "In this issue" (contents: overrides).
+CONTENTS_FROM = 6
+# The archive's link from a web copy for these lists to their index: (href, label).
+HomeLink = Callable[[frozenset[str]], tuple[str, str]]
+
+
+def shows_contents(issue: Issue, sections: int) -> bool:
+    """Whether a version with this many sections starts with a list of them."""
+    return issue.contents if issue.contents is not None else sections >= CONTENTS_FROM
+
+
+def signed(issue: Issue) -> bool:
+    """Whether the sign-off already ends with the author's full name ("Steve Kay - Director
+    of …"): then the email does not add the name and role after it again."""
+    if not (issue.author and issue.sign_off):
+        return False
+    last = issue.sign_off.strip().rsplit("\n", 1)[-1]
+    return issue.author.name.casefold() in last.casefold()
 
 
 def web_copy_url(config: Config, issue: Issue, audiences: frozenset[str]) -> str | None:
@@ -86,15 +120,19 @@ class Renderer:
 
     ``pictures`` says how the email reaches local pictures: "embed" (``cid:``
     parts of the message), "hosted" (links at web_url) or "archive" (the
-    archive's own relative copies); default: ``[images] mode``.
+    archive's own relative copies); default: ``[images] mode``. ``home`` gives
+    a web copy its link back to the archive's index for its lists.
     """
 
-    def __init__(self, config: Config, *, pictures: str | None = None) -> None:
+    def __init__(
+        self, config: Config, *, pictures: str | None = None, home: HomeLink | None = None
+    ) -> None:
         self.config = config
+        self.home = home
         self.mode = pictures or config.images_mode
         self.pictures = Pictures(config.resolve(config.build_dir) / ".pictures")
         self.inline = engine(config.inliner)
-        loader = jinja2.FileSystemLoader(config.templates_dir)
+        loader = template_loader(config.templates_dir)
         common: dict[str, Any] = {
             "loader": loader,
             "undefined": jinja2.StrictUndefined,
@@ -225,7 +263,7 @@ class Renderer:
     def _variant(self, issue: Issue, prepared: _Prepared, audiences: frozenset[str]) -> Variant:
         audiences = frozenset() if EVERYONE in audiences else audiences
         chosen = [i for i, s in enumerate(issue.sections) if s.is_for(audiences)]
-        context = self._context(issue, audiences, prepared.tokens)
+        context = self._context(issue, audiences, prepared.tokens, len(chosen))
         html_sections = [
             {**prepared.sections_html[i], "number": n} for n, i in enumerate(chosen, start=1)
         ]
@@ -271,7 +309,9 @@ class Renderer:
             embedded=self.mode == "embed",
         )
 
-    def _context(self, issue: Issue, audiences: frozenset[str], tokens: Tokens) -> dict[str, Any]:
+    def _context(
+        self, issue: Issue, audiences: frozenset[str], tokens: Tokens, sections: int
+    ) -> dict[str, Any]:
         c = self.config
         # The page people unsubscribe on, else the mailbox; none on the archive's public
         # pages (it means nothing there) or for lists nobody may leave.
@@ -289,8 +329,13 @@ class Renderer:
                 "date": long_date(issue),
                 "iso_date": issue.date.isoformat(),
                 "numbered": issue.numbered,
+                "contents": shows_contents(issue, sections),
                 "author": issue.author,
+                "signed": signed(issue),
                 "web_url": web_copy_url(c, issue, audiences),
+                "home": dict(zip(("href", "label"), self.home(audiences), strict=True))
+                if self.home
+                else None,
             },
             "audiences": sorted(audiences) or [EVERYONE],
         }
@@ -318,10 +363,22 @@ def _slash(url: str) -> str:
 
 def _template_problem(exc: jinja2.TemplateError, templates_dir: Path) -> ProblemsError:
     problems = Problems()
+    if isinstance(exc, jinja2.TemplateNotFound):
+        looks = ", ".join(template_names(templates_dir))
+        problems.error(
+            str(templates_dir),
+            None,
+            None,
+            f"there is no template file called {exc.name}, in templates/ or shipped with "
+            "newsletter-sender",
+            f"check the name in 'template:' or in the look's extends line; the looks are: {looks}",
+        )
+        return ProblemsError(problems.items)
     name = getattr(exc, "filename", None) or getattr(exc, "name", None) or "template"
     line = getattr(exc, "lineno", None)
+    shown = Path(str(name))
     problems.error(
-        str(templates_dir / Path(str(name)).name),
+        str(shown if shown.is_file() else templates_dir / shown.name),
         line,
         None,
         f"template error: {exc.message or exc}",

@@ -79,10 +79,15 @@ def test_every_relative_link_resolves(sent: Path) -> None:
     checked = 0
     for page in sent.rglob("*.html"):
         parser = Links()
-        parser.feed(page.read_text(encoding="utf-8"))
+        html = page.read_text(encoding="utf-8")
+        parser.feed(html)
         for link in parser.links:
             parts = urlsplit(link)
-            if parts.scheme or link.startswith("#"):
+            if link.startswith("#"):  # "In this issue": each section's heading has its id
+                assert f'id="{link[1:]}"' in html, f"{page}: {link}"
+                checked += 1
+                continue
+            if parts.scheme:
                 assert parts.scheme in ("https", "mailto"), f"{page}: {link}"
                 continue
             target = (page.parent / unquote(parts.path)).resolve()
@@ -95,6 +100,41 @@ def test_every_relative_link_resolves(sent: Path) -> None:
             assert (feed.parent / href).is_file(), f"{feed}: {href}"
             checked += 1
     assert checked > 20
+
+
+def test_each_issue_page_links_back_to_its_lists_index_and_has_no_unsubscribe(
+    sent: Path,
+) -> None:
+    issue = sent / "2012" / "2012-07-13-peter-duxbury-briefing"
+    for key, home, label in [
+        ("managers", "../../managers/index.html", "All issues for managers"),
+        ("all-staff", "../../all-staff/index.html", "All issues for all-staff"),
+        ("all-staff+managers", "../../index.html", "All issues"),
+    ]:
+        page = (issue / f"{key}.html").read_text("utf-8")
+        assert f'href="{home}"' in page and f">{label}</a>" in page, key
+        assert (issue / home).resolve().is_file()
+        # Unsubscribing means nothing on a public page: no link, no footer line, no token.
+        assert "nsubscribe" not in page and "/u/" not in page and "your-private-link" not in page
+    blog = (sent / "2025/2025-02-13-steve-kay-blog/headteachers.html").read_text("utf-8")
+    assert 'href="../../headteachers/index.html"' in blog and "nsubscribe" not in blog
+
+
+def test_sent_to_counts_people_on_each_index(sent: Path) -> None:
+    """The briefing went to managers and all-staff: everyone on managers is on all-staff
+    too, so the issue reached as many people as all-staff has; each list's index says
+    how many on that list."""
+    ledger_people = len(list((sent.parent / "outbox").rglob("*.eml")))
+    index = (sent / "index.html").read_text("utf-8")
+    counts = dict(re.findall(r"<a href=\"([^\"]+)\">.*?sent to (\d+) people", index, re.S))
+    briefing = "2012/2012-07-13-peter-duxbury-briefing/all-staff.html"
+    blog = "2025/2025-02-13-steve-kay-blog/headteachers.html"
+    assert counts == {briefing: "149", blog: "39"}
+    assert int(counts[briefing]) + int(counts[blog]) == ledger_people
+    managers = (sent / "managers" / "index.html").read_text("utf-8")
+    assert "sent to 25 people" in managers
+    staff = (sent / "all-staff" / "index.html").read_text("utf-8")
+    assert "sent to 149 people" in staff
 
 
 def test_feeds_are_atom_with_the_required_elements(sent: Path) -> None:
@@ -145,7 +185,7 @@ def test_rebuilding_changes_nothing_and_history_lists_the_sends(cli: Cli, sent: 
     before = {p: p.read_bytes() for p in sent.rglob("*") if p.is_file()}
     result = cli("archive")
     assert result.exit_code == 0, result.output
-    assert "(0 file(s) changed)" in result.output
+    assert "(0 files changed)" in result.output
     assert {p: p.read_bytes() for p in sent.rglob("*") if p.is_file()} == before
     history = cli("history")
     assert history.exit_code == 0

@@ -18,17 +18,17 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import IN_CI, REPO
 
 from sender.audiences import EVERYONE, audience_key
 from sender.build import write_variants
 from sender.issue import Issue, Section
 from sender.placeholders import fill, split
-from sender.render import audience_sets
+from sender.render import audience_sets, shows_contents
 from sender.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,6 +41,7 @@ LANG = _WS.config.lang
 DESKTOP, EMAIL, PHONE = 1024, 600, 375
 MIN_FONT_PX = 14
 MIN_CONTRAST = 4.5
+DARK = 0.02  # the highest luminance a background may have in dark mode (#16202a is 0.015)
 GUTTER = (12, 24)  # px of side margin for text on a phone
 
 # One pass over the page, returning everything the checks below need.
@@ -77,7 +78,9 @@ AUDIT_JS = r"""
     + (el.className ? '.' + String(el.className).trim().split(/\s+/).join('.') : '');
 
   const body = document.body;
-  const pre = body.firstElementChild;
+  // The preheader: the first element of <body>, or of the email's article inside it.
+  let pre = body.firstElementChild;
+  if (pre && pre.getAttribute('role') === 'article') pre = pre.firstElementChild;
   const preStyle = pre ? getComputedStyle(pre) : null;
   const preRect = pre ? pre.getBoundingClientRect() : null;
   const preheader = pre ? {
@@ -146,6 +149,11 @@ AUDIT_JS = r"""
       text: h.textContent.replace(/\s+/g, ' ').trim(),
     })),
     preheader, texts, sections, columns, images, links,
+    // The backgrounds a reader sees around and behind the text, in dark mode all dark.
+    grounds: [body, body.querySelector('[role="article"]'),
+      ...body.querySelectorAll('.ground, .ground td, .paper, .paper td')]
+      .filter(Boolean).map((el) => ({el: label(el), background: hex(background(el)),
+        luminance: lum(background(el))})),
   };
 }
 """
@@ -281,7 +289,9 @@ def sections_for(issue: Issue, audience: str) -> list[Section]:
 
 
 def normal(text: str) -> str:
-    return " ".join(text.replace("\u00a0", " ").split())
+    """Text as read: white space folded; the preheader's invisible filler (U+034F, ZWNJ)
+    left out."""
+    return " ".join(text.replace("\u00a0", " ").replace("\u034f", "").replace("\u200c", "").split())
 
 
 @pytest.fixture(scope="module")
@@ -337,9 +347,11 @@ def test_variant_in_browser(
     # audience an h2 in order (numbered in a numbered issue), the greeting
     # shows its default, the preheader is the issue's.
     headings = [(h["level"], normal(h["text"])) for h in audit["headings"]]
-    expected = [(1, normal(issue.title))] + [
+    shown = sections_for(issue, audience)
+    contents = [(2, "In this issue")] if shows_contents(issue, len(shown)) else []
+    expected = [(1, normal(issue.title)), *contents] + [
         (2, normal((f"{n}. " if issue.numbered else "") + s.heading))
-        for n, s in enumerate(sections_for(issue, audience), start=1)
+        for n, s in enumerate(shown, start=1)
     ]
     if headings != expected:
         found.append(f"headings {headings} != expected {expected}")
@@ -359,12 +371,25 @@ def test_variant_in_browser(
 def test_dark_mode_keeps_contrast(
     context: Any, built: dict[tuple[str, str], Path], issue_file: str, tmp_path: Path
 ) -> None:
-    """Mail apps in dark mode apply the template's prefers-color-scheme rules."""
+    """Mail apps in dark mode apply the template's prefers-color-scheme rules: the whole
+    email is dark, the page around the card and the footer too, and every text keeps
+    its contrast."""
     html_path = built[(issue_file, EVERYONE)]
     # At phone width both the mobile and the dark rules apply.
-    [page] = look(context, html_path, {PHONE: True}, tmp_path, color_scheme="dark").values()
-    found = problems(page, PHONE)
+    pages = look(context, html_path, {EMAIL: True, PHONE: True}, tmp_path, color_scheme="dark")
+    found = [line for width, page in pages.items() for line in problems(page, width)]
+    for width, page in pages.items():
+        grounds = page.audit["grounds"]
+        assert len(grounds) > 10, grounds
+        found += [
+            f"@{width}px: {g['el']} is light ({g['background']})"
+            for g in grounds
+            if g["luminance"] > DARK
+        ]
     assert not found, f"{html_path.name} (dark):\n" + "\n".join(found)
+    # In light mode the same grounds are light: the dark ones come from the dark rules.
+    [light] = look(context, html_path, {EMAIL: False}, tmp_path).values()
+    assert all(g["luminance"] > 0.8 for g in light.audit["grounds"]), light.audit["grounds"]
 
 
 def png(width: int, height: int) -> bytes:
@@ -429,8 +454,9 @@ def test_image_and_button_section(
         assert 0 < img["width"] <= a["clientWidth"], (width, img)
         assert img["right"] <= a["clientWidth"], (width, img)
         assert {"href": "https://example.org/book", "text": "Book a place"} in a["links"]
-        assert [h["text"] for h in a["headings"]][:3] == [
+        assert [h["text"] for h in a["headings"]][:4] == [
             issue.title,
+            "In this issue",
             "Out and About",
             "Careers fair",
         ]
@@ -438,3 +464,125 @@ def test_image_and_button_section(
     phone = pages[PHONE].audit
     assert phone["images"][0]["width"] >= PHONE - 2 * GUTTER[1], phone["images"]
     assert not pages[PHONE].blocked, pages[PHONE].blocked
+
+
+# -- headings written in sections, contents, a button, axe-core ----------------------------
+
+RICH = REPO / "tests" / "data" / "rich" / "2025-03-06-spring-update.yaml"
+# An email is shown inside the mail program's own page, whose landmarks (main) hold it:
+# axe's rules that a page have a main landmark and all its text in landmarks are not for it.
+NOT_FOR_AN_EMAIL = {"landmark-one-main": {"enabled": False}, "region": {"enabled": False}}
+
+
+@pytest.fixture(scope="module")
+def axe_core() -> str:
+    """axe-core's script, as the axe-playwright-python package (the test extra) ships it."""
+    from importlib import resources
+
+    try:
+        return (resources.files("axe_playwright_python") / "axe.min.js").read_text("utf-8")
+    except ModuleNotFoundError:
+        return need_module("axe-playwright-python")
+
+
+def need_module(name: str) -> NoReturn:
+    message = f"{name} is not installed; run: .venv/bin/pip install -e '.[test]'"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def answer(route: Any, serve: dict[str, bytes]) -> None:
+    """Pictures from memory, the page from disk, nothing from the network."""
+    url = route.request.url
+    if url in serve:
+        route.fulfill(status=200, content_type="image/png", body=serve[url])
+    elif url.startswith("file://"):
+        route.continue_()
+    else:
+        route.abort()
+
+
+def axe(page: Any, source: str) -> tuple[list[str], set[str]]:
+    """axe-core's violations on the page (rule, impact, first element) and the rules passed."""
+    page.evaluate(source)
+    found = page.evaluate("(rules) => axe.run(document, {rules})", NOT_FOR_AN_EMAIL)
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:120]}" for v in found["violations"]
+    ]
+    return violations, {p["id"] for p in found["passes"]}
+
+
+def test_headings_contents_and_button_of_an_issue_with_headings_in_its_sections(
+    context: Any, workspace: Path, tmp_path: Path, axe_core: str
+) -> None:
+    """'##' and '####' written in a section are h3 and h4 under its h2, nothing skipped
+    (axe's heading-order passes); "In this issue" links to each section; the whole
+    button is the link, not only its words; light and dark, 600 and 375 px."""
+    path = workspace / "newsletters" / RICH.name
+    path.write_bytes(RICH.read_bytes())
+    ws = Workspace.open(workspace)
+    issue = ws.load_issue(path)
+    [b] = write_variants(
+        issue, ws.renderer.variants(issue, [frozenset({"headteachers"})]), tmp_path
+    )
+    serve = {"https://example.org/fair.png": png(800, 400)}
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    found: list[str] = []
+    for scheme in ("light", "dark"):
+        pages = look(context, b.html_path, {EMAIL: True, PHONE: True}, shots, scheme, serve)
+        found += [f"{scheme} {line}" for w, page in pages.items() for line in problems(page, w)]
+    assert not found, "\n".join(found)
+    headings = [(h["level"], h["text"]) for h in pages[EMAIL].audit["headings"]]
+    assert headings[:7] == [
+        (1, "Spring update"),
+        (2, "In this issue"),
+        (2, "Training days"),
+        (3, "Where"),
+        (4, "Parking"),
+        (3, "When"),
+        (2, "The careers fair"),
+    ]
+
+    for scheme in ("light", "dark"):
+        page = context.new_page()
+        try:
+            page.emulate_media(color_scheme=scheme)
+            page.set_viewport_size({"width": EMAIL, "height": 800})
+            page.route("**/*", lambda route: answer(route, serve))
+            page.goto(b.html_path.as_uri(), wait_until="load")
+            violations, passed = axe(page, axe_core)
+            assert violations == [], (scheme, violations)
+            assert {"heading-order", "color-contrast", "image-alt"} <= passed, passed
+
+            # "In this issue" takes the reader to the section.
+            page.get_by_role("link", name="Term dates").click()
+            page.wait_for_function("location.hash === '#section-3'")
+            top = page.evaluate("document.getElementById('section-3').getBoundingClientRect().top")
+            assert 0 <= top < 40, top
+            assert page.get_by_role("heading", level=2, name="Term dates").is_visible()
+
+            # The button: 44 px or more tall, and a link right to its corners.
+            button = page.get_by_role("link", name="Book a place for next year")
+            button.scroll_into_view_if_needed()
+            box = button.bounding_box()
+            assert box is not None and box["height"] >= 44 and box["width"] >= 200, box
+            corners = [
+                (box["x"] + 2, box["y"] + 2),
+                (box["x"] + box["width"] - 2, box["y"] + box["height"] - 2),
+            ]
+            for x, y in corners:
+                href = page.evaluate(
+                    "([x, y]) => document.elementFromPoint(x, y).closest('a')?.href", [x, y]
+                )
+                assert href == "https://example.org/book", (scheme, x, y, href)
+            page.screenshot(
+                path=str(shots / f"button.{scheme}.png"),
+                clip={"x": 0, "y": box["y"] - 40, "width": EMAIL, "height": box["height"] + 80},
+            )
+            with page.expect_request("https://example.org/book"):
+                page.mouse.click(*corners[0])
+        finally:
+            page.close()
+    assert len(list(shots.glob("*.png"))) == 6

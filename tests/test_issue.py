@@ -90,7 +90,10 @@ CORPUS: dict[str, list[Expect]] = {
             "did you mean 'headteachers'?",
         )
     ],
-    "10-bad-date.yaml": [Expect(2, 7, "date '11/07/2025' is not a date we can read", "YYYY-MM-DD")],
+    # Day first, as a UK officer writes it: the hint shows the date it would be.
+    "10-bad-date.yaml": [
+        Expect(2, 7, "date '11/07/2025' is written day first", "as 2025-07-11 (if you mean 11 July")
+    ],
     "11-empty-sections.yaml": [
         Expect(4, 11, "sections is empty", "add at least one '- heading: …'")
     ],
@@ -132,7 +135,7 @@ CORPUS: dict[str, list[Expect]] = {
     # Every mistake in the file, in file order; the misspelt 'headng' is one
     # mistake, so no second "is missing 'heading'".
     "20-several-errors.yaml": [
-        Expect(2, 7, "date '2025-13-01' is not a date we can read", "YYYY-MM-DD"),
+        Expect(2, 7, "date '2025-13-01': there is no month 13", "YYYY-MM-DD (year, month, day)"),
         Expect(3, 11, "there is no template called 'breifing'", "did you mean 'briefing'?"),
         Expect(5, 5, "unknown key 'headng' in section 1", "did you mean 'heading'?"),
         Expect(
@@ -221,7 +224,8 @@ def test_corpus_check_command(cli: Cli, name: str, workspace: Path) -> None:
         if problem.hint:
             shown += f" hint: {flat(problem.hint)}"
         assert out.count(shown) == 1, result.output
-    assert f"{len(CORPUS[name])} error(s) found" in out
+    n = len(CORPUS[name])
+    assert f"{n} error{'' if n == 1 else 's'} found" in out
 
 
 def test_check_reports_every_file_and_every_error(cli: Cli, workspace: Path) -> None:
@@ -239,7 +243,7 @@ def test_check_reports_every_file_and_every_error(cli: Cli, workspace: Path) -> 
             total += 1
             assert f"newsletters/{name}:{want.line}:{want.col}: error: " in out
     assert "newsletters/2025-02-13-steve-kay-blog.yaml: ok" in out
-    assert f"{total} error(s) found" in out
+    assert f"{total} errors found" in out
 
 
 def test_missing_issue_file(cli: Cli, workspace: Path) -> None:
@@ -272,14 +276,14 @@ def test_warnings_alone_exit_0_and_strict_makes_them_errors(cli: Cli, workspace:
     out = flat(result.output)
     assert "newsletters/2025-02-13-half-term.yaml: warning: no preheader" in out
     assert "hint: add 'preheader: …'" in out
-    assert "1 warning(s); no errors." in out
+    assert "1 warning; no errors." in out
     assert ": ok" not in out
 
     strict = cli("check", "--strict", path)
     assert_clean_exit(strict, 1)
     out = flat(strict.output)
     assert "warning: no preheader" in out
-    assert "0 error(s) and 1 warning(s) found" in out
+    assert "0 errors and 1 warning found" in out
 
 
 def test_shipped_issues_check_clean(cli: Cli, workspace: Path) -> None:
@@ -420,7 +424,7 @@ def test_tab_after_a_key(tmp_path: Path) -> None:
             "title: [a, b]\ndate: 2025-02-30\nsections:\n  - Out and About\n",
             [
                 (1, 8, "title must be text, not a list"),
-                (2, 7, "date '2025-02-30' is not a date we can read"),
+                (2, 7, "date '2025-02-30' does not exist: February has 28 days"),
                 (4, 5, "section 1 must be 'heading:', 'body:' and so on, not a single value"),
             ],
         ),

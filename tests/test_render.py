@@ -19,6 +19,8 @@ from sender.workspace import Workspace
 GOLDEN = REPO / "tests" / "golden"
 SEEDS = REPO / "tests" / "seeds"
 ISSUES = sorted((REPO / "newsletters").glob("*.yaml"))
+# Headings inside sections, a picture, a button and contents, which the shipped issues lack.
+RICH = REPO / "tests" / "data" / "rich" / "2025-03-06-spring-update.yaml"
 SEED_FOR = {
     "2025-02-13-steve-kay-blog": "000_d054e88fefd954a7.txt",
     "2012-07-13-peter-duxbury-briefing": "002_1298972c9c446115.txt",
@@ -28,7 +30,9 @@ SEED_FOR = {
 PASTE_ARTEFACTS = {
     "Steve Kay, Director of Schools and EmployabilityRegular Blog from the Director of Schools "
     "and Employability": [
-        "Steve Kay, Director of Schools and Employability",
+        # The name and role end the email on lines of their own, as a letter's signature.
+        "Steve Kay",
+        "Director of Schools and Employability",
         "Regular Blog from the Director of Schools and Employability",
     ],
 }
@@ -46,7 +50,7 @@ def shipped() -> Workspace:
 
 def build_all(ws: Workspace, out: Path) -> list[Path]:
     paths: list[Path] = []
-    for issue_path in ISSUES:
+    for issue_path in [*ISSUES, RICH]:
         issue = ws.load_issue(issue_path)
         variants = ws.renderer.variants(issue, audience_sets([], ws.lists))
         for b in write_variants(issue, variants, out):
@@ -58,7 +62,7 @@ def test_golden_files(shipped: Workspace, tmp_path: Path) -> None:
     """Built output equals the reviewed copies. Regenerate on purpose with
     UPDATE_GOLDEN=1 pytest tests/test_render.py, then read the diff."""
     built = build_all(shipped, tmp_path)
-    assert len(built) == 2 * 2 * (len(shipped.lists) + 1)
+    assert len(built) == 2 * (len(ISSUES) + 1) * (len(shipped.lists) + 1)
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.mkdir(exist_ok=True)
         for old in GOLDEN.iterdir():
@@ -114,9 +118,10 @@ def test_seed_headings_are_real_headings(shipped: Workspace, issue_path: Path) -
     issue = shipped.load_issue(issue_path)
     html = shipped.renderer.variant(issue, frozenset()).html
     headings = [norm(re.sub(r"<[^>]+>", "", h)) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
-    expected = [s.heading for s in issue.sections]
+    # Nine or ten sections: "In this issue" comes first.
+    expected = ["In this issue", *(s.heading for s in issue.sections)]
     if issue.numbered:
-        expected = [f"{i}. {h}" for i, h in enumerate(expected, start=1)]
+        expected = [expected[0], *(f"{i}. {h}" for i, h in enumerate(expected[1:], start=1))]
     assert headings == [norm(h) for h in expected]
 
 
@@ -139,8 +144,12 @@ def test_audiences_pick_sections(shipped: Workspace) -> None:
 def test_sections_are_renumbered_per_audience(shipped: Workspace) -> None:
     issue = shipped.load_issue(REPO / "newsletters" / "2012-07-13-peter-duxbury-briefing.yaml")
     managers = shipped.renderer.variant(issue, frozenset({"managers"}))
-    numbers = [int(n) for n in re.findall(r"^(\d+)\. ", managers.text, re.M)]
+    # Section headings are underlined; "In this issue" lists the same numbers first.
+    numbers = [int(n) for n in re.findall(r"^(\d+)\. .*\n-+$", managers.text, re.M)]
     assert numbers == list(range(1, len(numbers) + 1))
+    listed = re.search(r"^In this issue\n-+\n((?:.+\n)+)", managers.text, re.M)
+    assert listed is not None
+    assert [int(n) for n in re.findall(r"^(\d+)\. ", listed[1], re.M)] == numbers
 
 
 def test_text_part_wraps_at_76_except_urls(shipped: Workspace) -> None:
@@ -213,8 +222,62 @@ def test_config_without_web_url_or_unsubscribe_omits_those_links(workspace: Path
     assert "https://news.riverside.example.org/" in full.html
 
 
-def test_headings_inside_a_section_sit_below_the_section_heading() -> None:
+@pytest.mark.parametrize(
+    ("markdown", "levels"),
+    [
+        ("# Big\n\nText\n\n### Small\n\n###### Tiny", ["h3", "h4", "h5"]),
+        # The biggest written is h3, whatever its marks; the next size h4.
+        ("## A\n\n### B\n\n## C", ["h3", "h4", "h3"]),
+        ("### Only", ["h3"]),
+        # Smaller first: never more than one below the heading before (the section's h2).
+        ("### Small\n\n# Big\n\n#### Smallest", ["h3", "h3", "h4"]),
+    ],
+)
+def test_headings_inside_a_section_sit_below_the_section_heading(
+    markdown: str, levels: list[str]
+) -> None:
     from sender.markup import to_html
 
-    html = to_html("# Big\n\nText\n\n### Small\n\n###### Tiny")
-    assert re.findall(r"<(h\d)>", html) == ["h3", "h5", "h6"]
+    assert re.findall(r"<(h\d)>", to_html(markdown)) == levels
+
+
+@pytest.mark.parametrize(
+    ("contents", "sections", "shown"),
+    [(None, 5, False), (None, 6, True), ("false", 9, False), ("true", 1, True)],
+)
+def test_in_this_issue_from_six_sections_unless_the_issue_says(
+    workspace: Path, contents: str | None, sections: int, shown: bool
+) -> None:
+    path = workspace / "newsletters" / "contents.yaml"
+    head = "title: T\ndate: 2025-03-06\ntemplate: briefing\nnumbered: true\n"
+    head += f"contents: {contents}\n" if contents else ""
+    body = "".join(f"  - heading: Part {n}\n    body: Words.\n" for n in range(1, sections + 1))
+    path.write_text(head + "sections:\n" + body, encoding="utf-8")
+    ws = Workspace.open(workspace)
+    variant = ws.renderer.variant(ws.load_issue(path), frozenset())
+    assert ("In this issue" in variant.html) is shown
+    assert ("In this issue\n-------------\n1. Part 1\n" in variant.text) is shown
+    if shown:
+        links = re.findall(r'<li[^>]*><a href="#(section-\d+)"[^>]*>Part \d+</a>', variant.html)
+        assert links == [f"section-{n}" for n in range(1, sections + 1)]
+        assert all(f'<h2 id="{link}"' in variant.html for link in links)
+
+
+def test_the_email_ends_as_a_letter_with_the_authors_name_and_role(shipped: Workspace) -> None:
+    """After the sign-off, the author's name and role, in both parts; nothing above the
+    greeting; not twice when the sign-off already ends with the full name."""
+    briefing = shipped.load_issue(ISSUES[0])  # no sign-off: it ends with the signature
+    v = shipped.renderer.variant(briefing, frozenset())
+    name = "Peter Duxbury\nStrategic Director for Children, Young People and Families\n"
+    assert name in v.text and v.text.index(name) > v.text.index("has been phenomenal.")
+    assert v.text.index("Peter Duxbury\n") > v.text.index("Dear ")
+    html = re.sub(r"\s+", " ", v.html)
+    assert "<strong>Peter Duxbury</strong><br>Strategic Director" in html
+    assert html.index("<strong>Peter Duxbury</strong>") > html.index("Dear ")
+    rich = shipped.load_issue(RICH)  # signed "Alex": the full name and role follow it
+    text = shipped.renderer.variant(rich, frozenset()).text
+    assert "Best wishes,\n\nAlex\n\nAlex Morgan\nHead of Communications\n" in text
+    blog = shipped.load_issue(ISSUES[1])  # its sign-off ends "Steve Kay - Director of …"
+    text = shipped.renderer.variant(blog, frozenset()).text
+    assert text.count("Steve Kay - Director") == 1 and "Steve Kay\n" not in text
+    assert "Steve Kay, Director" not in text
