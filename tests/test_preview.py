@@ -368,7 +368,7 @@ def test_recipients_are_found_by_name_or_address(server: PreviewServer) -> None:
     "changed",
     [
         "newsletters/{issue}",
-        "templates/_base.mjml.j2",
+        "templates/blog.mjml.j2",
         "recipients/managers.csv",
         "newsletter.toml",
     ],
@@ -621,6 +621,16 @@ def test_the_command_has_help_with_examples(cli: Cli) -> None:
 # In the browser
 
 
+def section(frame: Any, heading: str) -> Any:
+    """A section of the email by its heading (its words are in "In this issue" too)."""
+    return frame.get_by_role("heading", level=2, name=re.compile(re.escape(heading)))
+
+
+# The email's ground in light and dark mode, and its text in dark (sender/templates/_base.mjml.j2).
+LIGHT_GROUND, DARK_GROUND, DARK_TEXT = "rgb(238, 241, 244)", "rgb(11, 17, 23)", "rgb(230, 235, 240)"
+FRAME_LOADS = 15_000  # ms: switching dark mode loads the message again, slower on a busy machine
+
+
 @dataclass
 class Browsing:
     page: Any
@@ -676,29 +686,29 @@ def test_switching_audience_shows_and_hides_the_headteachers_section(
     expect(page.locator("#audience")).to_have_value("all-staff")
     frame = browsing.frame()
     expect(frame.get_by_role("heading", name=re.compile(r"\bAdoption$"))).to_be_visible()
-    expect(frame.get_by_text(HEADTEACHERS_ONLY)).to_have_count(0)
+    expect(section(frame, HEADTEACHERS_ONLY)).to_have_count(0)
 
     page.select_option("#audience", "headteachers")
     expect(page).to_have_url(re.compile(r"audience=headteachers&recipient="))
-    expect(frame.get_by_text(HEADTEACHERS_ONLY)).to_be_visible()
+    expect(section(frame, HEADTEACHERS_ONLY)).to_be_visible()
     expect(page.locator("#to-header")).to_contain_text("head@oakfield-primary.example.com")
-    frame.get_by_text(HEADTEACHERS_ONLY).scroll_into_view_if_needed()
+    section(frame, HEADTEACHERS_ONLY).scroll_into_view_if_needed()
     browsing.shot("headteachers-desktop")
 
     page.select_option("#audience", "all-staff+managers")
-    expect(frame.get_by_text(MANAGERS_ONLY)).to_be_visible()
-    expect(frame.get_by_text(HEADTEACHERS_ONLY)).to_have_count(0)
+    expect(section(frame, MANAGERS_ONLY)).to_be_visible()
+    expect(section(frame, HEADTEACHERS_ONLY)).to_have_count(0)
 
     page.select_option("#audience", "all-staff")
     expect(page).to_have_url(re.compile(r"audience=all-staff&"))
     expect(frame.get_by_role("heading", name=re.compile(r"\bAdoption$"))).to_be_visible()
-    expect(frame.get_by_text(HEADTEACHERS_ONLY)).to_have_count(0)
-    expect(frame.get_by_text(MANAGERS_ONLY)).to_have_count(0)
+    expect(section(frame, HEADTEACHERS_ONLY)).to_have_count(0)
+    expect(section(frame, MANAGERS_ONLY)).to_have_count(0)
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_mobile_width_plain_text_and_dark_background_survive_a_reload(
+def test_mobile_width_plain_text_and_dark_mode_survive_a_reload(
     browsing: Browsing,
 ) -> None:
     from playwright.sync_api import expect
@@ -723,8 +733,14 @@ def test_mobile_width_plain_text_and_dark_background_survive_a_reload(
     assert max(widths[0], widths[2]) <= widths[1], f"horizontal scroll in the iframe: {widths}"
     browsing.shot("headteachers-mobile")
 
+    # The page itself is light (the browser's own setting): the email is not dark yet.
+    frame = browsing.frame()
+    expect(frame.locator("body")).to_have_css("background-color", LIGHT_GROUND, timeout=FRAME_LOADS)
     page.check("#dark")
     expect(page.locator("body")).to_have_class(re.compile(r"\bdark\b"))
+    # The email's own dark mode in the frame, not only a dark page around it.
+    expect(frame.locator("body")).to_have_css("background-color", DARK_GROUND, timeout=FRAME_LOADS)
+    expect(frame.get_by_text("Dear Aoife,")).to_have_css("color", DARK_TEXT)
     browsing.shot("headteachers-mobile-dark")
 
     page.click("#tab-text")
@@ -741,6 +757,9 @@ def test_mobile_width_plain_text_and_dark_background_survive_a_reload(
     expect(page.locator("#w-mobile")).to_have_attribute("aria-pressed", "true")
     page.click("#tab-html")
     expect(page.locator("#message")).to_have_js_property("clientWidth", 375)
+    expect(frame.locator("body")).to_have_css("background-color", DARK_GROUND, timeout=FRAME_LOADS)
+    page.uncheck("#dark")
+    expect(frame.locator("body")).to_have_css("background-color", LIGHT_GROUND, timeout=FRAME_LOADS)
 
     page.click("#tab-headers")
     expect(page.locator("#headers")).to_contain_text("List-Id")
@@ -781,7 +800,7 @@ def test_a_saved_change_appears_by_itself_and_a_broken_issue_shows_its_error(
     assert page.url.endswith("#tab=text")
     expect(page.locator("#tab-text")).to_have_attribute("aria-selected", "true")
     page.click("#tab-html")
-    changed_heading = browsing.frame().get_by_text("Retiring Headteachers and Deputies")
+    changed_heading = section(browsing.frame(), "Retiring Headteachers and Deputies")
     expect(changed_heading).to_be_visible()
     changed_heading.scroll_into_view_if_needed()
     browsing.shot("after-save")
@@ -795,7 +814,7 @@ def test_a_saved_change_appears_by_itself_and_a_broken_issue_shows_its_error(
 
     issue.write_text(good, "utf-8")
     expect(errors).to_have_count(0, timeout=3000)
-    expect(browsing.frame().get_by_text(HEADTEACHERS_ONLY)).to_be_visible()
+    expect(section(browsing.frame(), HEADTEACHERS_ONLY)).to_be_visible()
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
 
 

@@ -34,7 +34,8 @@ def command(ctx: click.Context, issue: Path, port: int, open_browser: bool) -> N
     its address. The page shows the real email of a chosen person: pick the
     audience (each list, and each combination people are on) and search for
     anyone by name or email. Switch between desktop (600 px) and mobile
-    (375 px) widths and a dark background; tabs show the plain text, the
+    (375 px) widths, and to the email's own dark mode (as a mail app set to
+    dark shows it, whatever this computer's setting); tabs show the plain text, the
     headers, the raw source and what 'newsletter check' finds.
 
     The page reloads by itself when you save the issue, a template, a list

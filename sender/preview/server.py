@@ -38,6 +38,7 @@ from .page import page_template, render_page
 from .view import (
     CheckFn,
     View,
+    as_if_dark,
     build_view,
     post_test,
     recipients_json,
@@ -370,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
             html = shown.html
             if planned is not None and view.ws is not None:
                 html = with_local_pictures(html, planned, view.ws)
+            if query.get("dark") == "1":
+                html = as_if_dark(html)
             self._send(
                 HTTPStatus.OK,
                 html.encode("utf-8"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
     "Shown",
     "TestResult",
     "View",
+    "as_if_dark",
     "build_view",
     "plan_for",
     "post_test",
@@ -422,3 +424,18 @@ def with_local_pictures(html: str, planned: Plan, ws: Workspace) -> str:
         if web:
             html = html.replace(urljoin(web.rstrip("/") + "/", published(issue, pic.src)), local)
     return html
+
+
+# The email's own dark mode, shown in the preview's frame whatever the computer's setting:
+# its prefers-color-scheme rules made to match (or not), as in a mail app set to dark.
+_DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
+_LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)", re.I)
+_SCHEMES = re.compile(r'(<meta\s+name="color-scheme"\s+content=")light dark"', re.I)
+
+
+def as_if_dark(html: str) -> str:
+    """The message's HTML as a mail program set to dark shows it: its dark rules apply
+    (a feature every screen has), its light ones do not, and the page is dark."""
+    html = _DARK.sub("(min-width: 0px)", html)
+    html = _LIGHT.sub("(max-width: -1px)", html)
+    return _SCHEMES.sub(r'\1dark"', html)
