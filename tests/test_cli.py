@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,3 +139,87 @@ def test_installed_entry_point_finds_workspace_from_a_subfolder(workspace: Path)
     )
     assert done.returncode == 0, done.stderr
     assert "ok" in done.stdout
+
+
+# -- the words a new user reads ------------------------------------------------------------
+
+
+def test_the_top_level_help_names_files_that_exist(cli: Cli) -> None:
+    result = cli.at(None)("--help")
+    assert result.exit_code == 0
+    named = re.findall(r"newsletters/[\w.-]+\.yaml", result.output)
+    assert named, result.output
+    assert [n for n in named if not (REPO / n).is_file()] == []
+    assert "newsletter init" in result.output
+
+
+def test_lists_counts_addresses_in_words(cli: Cli) -> None:
+    result = cli("lists")
+    assert result.exit_code == 0, result.output
+    assert "3 addresses in recipients/suppressed.csv are never sent to" in result.output
+    assert "addresss" not in result.output
+
+
+def test_the_send_summary_says_what_it_knows(cli: Cli, workspace: Path) -> None:
+    blog = workspace / "newsletters" / "2025-02-13-steve-kay-blog.yaml"
+    one = cli("send", blog, "--list", "headteachers", "--dry-run")
+    assert one.exit_code == 0, one.output
+    assert "39 people in all.\n" in one.output and "several lists" not in one.output
+    assert "1 version: headteachers: 39\n" in one.output
+    assert "(s)" not in one.output
+    many = cli("send", blog, "--list", "managers", "--list", "all-staff", "--dry-run")
+    assert "149 people in all; 25 of them are on several lists and get one email each" in (
+        " ".join(many.output.split())
+    )
+    assert "2 versions: " in many.output
+
+
+def test_a_mail_server_without_encryption_is_said_so(cli: Cli, workspace: Path) -> None:
+    toml = workspace / "newsletter.toml"
+    text = toml.read_text("utf-8").replace('security = "starttls"', 'security = "none"')
+    toml.write_text(text.replace("port = 587", "port = 25"), "utf-8")
+    blog = workspace / "newsletters" / "2025-02-13-steve-kay-blog.yaml"
+    result = cli("send", blog, "--list", "headteachers", "--transport", "smtp", "--dry-run")
+    assert "Emails go to: the mail server smtp.riverside.example.org:25 (unencrypted)" in (
+        result.output
+    ), result.output
+    assert "(none)" not in result.output
+
+
+def test_status_totals_are_all_lists_and_no_name_is_cut_when_piped(
+    cli: Cli, workspace: Path
+) -> None:
+    blog = workspace / "newsletters" / "2025-02-13-steve-kay-blog.yaml"
+    sent = cli("send", blog, "--list", "headteachers", "--list", "managers", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert "Done: 64 emails saved to the outbox" in sent.output
+    status = cli("status", blog)
+    assert status.exit_code == 0
+    rows = {line.split()[1]: line for line in status.output.splitlines() if line.startswith("│")}
+    assert "headteachers" in rows and "managers" in rows, status.output
+    assert "…" not in status.output
+    totals = next(line for line in status.output.splitlines() if "all lists" in line)
+    assert "64" in totals and "everyone" not in status.output
+
+
+@pytest.mark.parametrize(
+    ("date", "message"),
+    [
+        ("2025-06-31", "date '2025-06-31' does not exist: June has 30 days"),
+        ("2025-02-29", "date '2025-02-29' does not exist: 2025 is not a leap year, so February"),
+        ("2025-13-02", "date '2025-13-02': there is no month 13"),
+        ("13/02/2025", "date '13/02/2025' is written day first"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_said_plainly(
+    cli: Cli, workspace: Path, date: str, message: str
+) -> None:
+    path = workspace / "newsletters" / "when.yaml"
+    path.write_text(f"title: T\ndate: {date}\nsections:\n  - heading: H\n", "utf-8")
+    result = cli("check", path)
+    assert result.exit_code == 1
+    assert f"newsletters/when.yaml:2:7: error: {message}" in result.output
+    assert "2024-02-29" not in result.output  # a leap day is a day
+    leap = path.read_text("utf-8").replace(date, "2024-02-29")
+    path.write_text(leap, "utf-8")
+    assert cli("check", path).exit_code == 0

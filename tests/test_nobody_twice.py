@@ -170,9 +170,9 @@ def deliveries(workspace: Path) -> list[tuple[str, str, str, str, str]]:
 
 
 def everyone_counts(status_output: str) -> dict[str, int]:
-    """The 'everyone' row of `newsletter status`, state -> count (the first table's);
+    """The 'all lists' row of `newsletter status`, state -> count (the first table's);
     its last column is how many bounced since."""
-    line = next(x for x in status_output.splitlines() if "everyone" in x)
+    line = next(x for x in status_output.splitlines() if "all lists" in x)
     numbers = [int(n) for n in re.findall(r"\d+", line)]
     columns = (*STATES, "bounced")
     assert len(numbers) == len(columns), line
@@ -420,7 +420,7 @@ def test_two_sends_at_once_one_sends_the_other_stops_at_once_nobody_twice_nobody
     assert codes == [0, 1], outputs
     winner = next(p for p in procs if p.returncode == 0)
     loser = next(p for p in procs if p.returncode == 1)
-    assert f"Done: {n} email(s) sent" in outputs[winner.pid], outputs[winner.pid]
+    assert f"Done: {n} emails sent" in outputs[winner.pid], outputs[winner.pid]
     said = outputs[loser.pid]
     assert f"is being sent right now by process {winner.pid} on {socket.gethostname()}" in said, (
         said
@@ -617,7 +617,7 @@ def test_a_rehearsal_in_the_outbox_does_not_stop_the_real_send(
     real = smtp_send(workspace, BLOG)
     assert real.exit_code == 0, real.output
     assert "7 saved to the outbox earlier, not sent" in real.output, real.output
-    assert "Done: 7 email(s) sent" in real.output
+    assert "Done: 7 emails sent" in real.output
     assert sorted(r for r, _, _ in received(smtp)) == sorted(emails)
 
 
@@ -702,7 +702,7 @@ def test_a_thousand_character_name_blocks_nobody(workspace: Path, kind: str) -> 
     write_list(workspace, "staff", rows)
     again = run(workspace, "send", BLOG, "-l", "staff", "--yes")
     assert again.exit_code == 0, again.output
-    assert "Done: 3 email(s)" in again.output, again.output
+    assert "Done: 3 emails" in again.output, again.output
     states = {e: s for _, e, _, s, _ in deliveries(workspace)}
     for i in range(3):
         assert states[f"late{i}@example.org"] == "sent"

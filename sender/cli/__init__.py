@@ -47,17 +47,17 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     """Write a newsletter issue once, send each list its own sections.
 
     \b
-    A newsletter folder holds:
+    A newsletter folder (newsletter init makes one) holds:
       newsletter.toml   who it is from, where the archive lives, how to send
       newsletters/      one YAML file per issue
       templates/        the looks (blog, briefing)
       recipients/       one CSV file per list (headteachers.csv, …)
 
     \b
-    Typical use:
+    Typical use, in the example folder that comes with newsletter-sender:
       newsletter check newsletters/*.yaml
-      newsletter build newsletters/2025-02-13-blog.yaml
-      newsletter send newsletters/2025-02-13-blog.yaml --list headteachers
+      newsletter preview newsletters/2025-02-13-steve-kay-blog.yaml
+      newsletter send newsletters/2025-02-13-steve-kay-blog.yaml --list headteachers
     """
     ctx.obj = workspace
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from ..archive import rebuild
 from ..ledger import read_ledger
-from .common import console, open_workspace, show_problems
+from .common import console, count, open_workspace, show_problems
 
 
 @click.command("archive")
@@ -35,8 +35,8 @@ def command(ctx: click.Context) -> None:
     result = rebuild(ws)
     show_problems(result.warnings)
     console.print(
-        f"Archive: {len(result.entries)} issue(s) in {escape(ws.display(result.folder))}/ "
-        f"({len(result.written)} file(s) changed). Open "
+        f"Archive: {count(len(result.entries), 'issue')} in {escape(ws.display(result.folder))}/ "
+        f"({count(len(result.written), 'file')} changed). Open "
         f"{escape(ws.display(result.folder / 'index.html'))} in a browser to look."
     )
 

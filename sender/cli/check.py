@@ -8,7 +8,7 @@ import click
 
 from ..dkim import alignment
 from ..lint import check_issue
-from .common import InputError, console, open_workspace, show_problems
+from .common import InputError, console, count, open_workspace, show_problems
 
 
 @click.command("check")
@@ -47,7 +47,9 @@ def command(ctx: click.Context, issues: tuple[Path, ...], strict: bool) -> None:
         if not problems:
             console.print(f"{ws.display(path)}: [green]ok[/green]")
     if errors or (strict and warnings):
-        counted = f"{errors} error(s)" + (f" and {warnings} warning(s)" if warnings else "")
+        counted = count(errors, "error") + (
+            f" and {count(warnings, 'warning')}" if warnings else ""
+        )
         raise InputError(f"{counted} found; nothing was built or sent.")
     if warnings:
-        console.print(f"{warnings} warning(s); no errors.")
+        console.print(f"{count(warnings, 'warning')}; no errors.")

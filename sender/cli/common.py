@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.segment import Segment
 
 from ..config import Config, WorkspaceNotFound
@@ -96,3 +97,19 @@ def show_problems(problems: Iterable[Problem], root: Path | None = None) -> None
         )
         if p.hint:
             console_err.print(f"    hint: {escape(p.hint)}")
+
+
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """'1 email', '3 emails', '2 addresses' (``plural`` when adding an s will not do)."""
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
+
+
+def print_table(table: RenderableType) -> None:
+    """A table as wide as it needs when the output goes to a file or a pipe (80 columns
+    would cut 'headteachers' to 'headteac…'); fitted to a terminal's width."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    wide = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = max(console.width, wide)
+    SafeConsole(file=console.file, width=width, highlight=False, soft_wrap=True).print(table)

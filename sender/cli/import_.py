@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from ..importer import BriefingError, default_output, read_briefing, write_draft
 from ..problems import did_you_mean
-from .common import InputError, console, console_err, open_workspace, show_problems
+from .common import InputError, console, console_err, count, open_workspace, show_problems
 
 
 @click.command("import")
@@ -96,7 +96,7 @@ def command(
         console.print(f"  {'picture':<9} {escape(ws.display(path))}")
     if draft.left_out:
         console.print(
-            f"Left out {len(draft.left_out)} thing(s) the email or the signature added "
+            f"Left out {count(len(draft.left_out), 'thing')} the email or the signature added "
             "(listed in the file too):"
         )
         for what in draft.left_out:
@@ -104,7 +104,7 @@ def command(
     unsure = draft.unsure()
     if unsure:
         console.print(
-            f"[yellow]Check {len(unsure)} thing(s)[/yellow] (marked '# CHECK:' in the file):"
+            f"[yellow]Check {count(len(unsure), 'thing')}[/yellow] (marked '# CHECK:' in the file):"
         )
         for note in unsure:
             console.print("  - " + escape(note).replace("\n", "\n      "))
@@ -116,7 +116,7 @@ def command(
     if errors:  # a fault of the importer's: say so, and how to go on
         show_problems(errors)
         raise InputError(
-            f"the draft {target_shown} has {len(errors)} error(s); fix them by hand, "
+            f"the draft {target_shown} has {count(len(errors), 'error')}; fix them by hand, "
             "then run 'newsletter check'."
         )
     console.print(

@@ -10,7 +10,7 @@ from ..ledger import read_ledger
 from ..lists import SUPPRESSED, Selection, list_names, select
 from ..problems import ProblemsError
 from ..send.plan import apply_suppressions
-from .common import InputError, console, show_problems, workspace_config
+from .common import InputError, console, count, print_table, show_problems, workspace_config
 
 SHOWN_CONFLICTS = 10
 SHOWN_RECIPIENTS = 5
@@ -75,21 +75,17 @@ def command(ctx: click.Context, names: tuple[str, ...]) -> None:
     warnings = len(selection.warnings)
     if errors:
         raise InputError(
-            f"{_count(errors, 'problem')} must be fixed"
-            + (f" ({_count(warnings, 'warning')} too)" if warnings else "")
+            f"{count(errors, 'problem')} must be fixed"
+            + (f" ({count(warnings, 'warning')} too)" if warnings else "")
             + ": correct the rows named above and run `newsletter lists` again."
         )
     if warnings:
         console.print(
-            f"[yellow]{_count(warnings, 'warning')}[/yellow]: the lists can be used, "
+            f"[yellow]{count(warnings, 'warning')}[/yellow]: the lists can be used, "
             "but look at the rows named above."
         )
     else:
         console.print("[green]All rows are fine.[/green]")
-
-
-def _count(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def _show_table(selection: Selection) -> None:
@@ -106,11 +102,11 @@ def _show_table(selection: Selection) -> None:
             f"[yellow]{report.duplicates}[/yellow]" if report.duplicates else "0",
             str(report.suppressed),
         )
-    console.print(table)
+    print_table(table)
     console.print(
-        f"{_count(selection.suppressed, 'address')} in recipients/{SUPPRESSED}.csv "
+        f"{count(selection.suppressed, 'address', 'addresses')} in recipients/{SUPPRESSED}.csv "
         f"{'is' if selection.suppressed == 1 else 'are'} never sent to. "
-        f"{_count(len(selection.recipients), 'person', 'people')} would get the newsletter."
+        f"{count(len(selection.recipients), 'person', 'people')} would get the newsletter."
     )
 
 
@@ -134,7 +130,7 @@ def _show_merge(selection: Selection, *, named: bool) -> None:
     order = ", then ".join(selection.names)
     console.print()
     console.print(
-        f"On several lists: {_count(selection.on_several, 'person', 'people')}, "
+        f"On several lists: {count(selection.on_several, 'person', 'people')}, "
         "each sent one message. When someone is on several lists and they disagree on "
         f"a field, the value from the list named first wins (here {escape(order)}"
         + ("" if named else ", alphabetical; name the lists with --list to choose")
@@ -142,7 +138,7 @@ def _show_merge(selection: Selection, *, named: bool) -> None:
     )
     if selection.conflicts:
         n = len(selection.conflicts)
-        console.print(f"{_count(n, 'field')} {'differs' if n == 1 else 'differ'} between lists:")
+        console.print(f"{count(n, 'field')} {'differs' if n == 1 else 'differ'} between lists:")
         for conflict in selection.conflicts[:SHOWN_CONFLICTS]:
             console.print(f"  {escape(str(conflict))}", soft_wrap=True)
         if len(selection.conflicts) > SHOWN_CONFLICTS:

@@ -13,9 +13,10 @@ from ..clock import when_words
 from ..send import Eligibility, SendPlan, SendReport, Standing, outbox_folder
 from ..send.target import Target
 from ..workspace import Workspace
-from .common import InputError, console, show_problems
+from .common import InputError, console, count, print_table, show_problems
 
 SAMPLE = 5  # people shown as an example in the summary
+_SECURITY = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted"}
 EXIT_LATER = 75  # EX_TEMPFAIL: stopped cleanly by the daily quota; the rest can go later
 
 
@@ -51,18 +52,26 @@ def show_summary(
             str(report.duplicates),
             str(report.invalid),
         )
-    console.print(table)
+    print_table(table)
+    several = sel.on_several
     console.print(
-        f"{len(plan.recipients)} people in all; {sel.on_several} on several lists get one "
-        f"email each, with the sections of all their lists."
+        f"{count(len(plan.recipients), 'person', 'people')} in all"
+        + (
+            f"; {several} of them {'is' if several == 1 else 'are'} on several lists and "
+            f"get{'s' if several == 1 else ''} one email each, with the sections of all "
+            "their lists."
+            if several
+            else "."
+        )
     )
     if sel.conflicts:
+        n = len(sel.conflicts)
         console.print(
-            f"{len(sel.conflicts)} field(s) differ between lists for the same person; "
-            "the list named first wins (see 'newsletter lists')."
+            f"{count(n, 'field')} {'differs' if n == 1 else 'differ'} between lists for the "
+            "same person; the list named first wins (see 'newsletter lists')."
         )
     versions = ", ".join(f"{k}: {n}" for k, n in sorted(plan.counts_by_variant().items()))
-    console.print(f"{len(plan.variants)} version(s): {escape(versions)}")
+    console.print(f"{count(len(plan.variants), 'version')}: {escape(versions)}")
     console.print("For example:")
     for r in plan.recipients[:SAMPLE]:
         name = f"{r.name} " if r.name else ""
@@ -115,7 +124,7 @@ def show_summary(
             goes += "; a rehearsal: nothing is sent, and a real send later is not held back"
     else:
         goes = ", or if it cannot be used ".join(
-            f"the mail server {r.host}:{r.port} ({r.security})" for r in ws.config.relays
+            f"the mail server {r.host}:{r.port} ({_SECURITY[r.security]})" for r in ws.config.relays
         )
     console.print(f"Emails go to: {escape(goes)}")
 
@@ -140,7 +149,7 @@ def show_result(
     for column in columns:
         table.add_column(column, justify="right")
     table.add_row(*(str(outcomes.get(s, 0)) for s in states))
-    console.print(table)
+    print_table(table)
     if chosen == "eml":
         key = report.target.record.key if report.target else None
         console.print(f"Emails are in {escape(ws.display(outbox_folder(ws, plan.issue, key)))}/")
@@ -157,7 +166,8 @@ def show_result(
     unknown = [e for e, o in failures if o.state == "unknown"]
     if unknown:
         console.print(
-            f"[yellow]The mail server took {len(unknown)} message(s) but never answered[/yellow]: "
+            f"[yellow]The mail server took {count(len(unknown), 'message')} but never "
+            "answered[/yellow]: "
             "they may well have arrived, so they are not sent again by themselves. Check with "
             f"one of them; to send them again anyway: {escape(resume)} --retry-unknown"
         )
@@ -176,14 +186,16 @@ def show_result(
         deferred = sum(1 for _, o in failures if o.state == "deferred")
         hint = f"{resume}" + (" --retry-failed" if len(failures) > deferred else "")
         raise InputError(
-            f"{len(failures)} email(s) were not delivered. Deferred ones are tried again "
+            f"{count(len(failures), 'email')} {'was' if len(failures) == 1 else 'were'} not "
+            "delivered. Deferred ones are tried again "
             f"by running: {hint}"
         )
     if rehearsal:
         console.print(
-            f"[green]Done:[/green] {report.sent} email(s) saved to the outbox. Nothing was sent: "
+            f"[green]Done:[/green] {count(report.sent, 'email')} saved to the outbox. Nothing was "
+            "sent: "
             "this was a rehearsal (\\[send] outbox_is_delivery = true makes the outbox count "
             "as delivery)."
         )
     else:
-        console.print(f"[green]Done:[/green] {report.sent} email(s) sent.")
+        console.print(f"[green]Done:[/green] {count(report.sent, 'email')} sent.")

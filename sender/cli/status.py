@@ -26,7 +26,7 @@ from ..ledger.postgres import PostgresLedger, WorkerRecord
 from ..lists import select
 from ..problems import ProblemsError
 from ..recipient import address_key
-from .common import console, open_workspace
+from .common import console, count, open_workspace, print_table
 
 if TYPE_CHECKING:
     from ..send import SendReport
@@ -107,7 +107,8 @@ def command(ctx: click.Context, issue: Path, failed: bool) -> None:
     for d in problems:
         answer = escape(f"{d.code} {d.detail}" if d.code else d.detail)
         console.print(
-            f"  {escape(d.address or d.email)}: {d.state} after {d.attempts} attempt(s): {answer}"
+            f"  {escape(d.address or d.email)}: {d.state} after {count(d.attempts, 'attempt')}: "
+            f"{answer}"
         )
 
 
@@ -157,11 +158,11 @@ def _table(title: str, rows: list[Delivery], bounced: dict[str, str]) -> None:
     totals = {s: sum(1 for d in rows if d.state == s) for s in STATES}
     back = sum(1 for d in rows if d.email in bounced)
     table.add_row(
-        "[bold]everyone[/bold]",
+        "[bold]all lists[/bold]",
         *(f"[bold]{totals[s]}[/bold]" for s in STATES),
         f"[bold]{back}[/bold]",
     )
-    console.print(table)
+    print_table(table)
 
 
 def _not_sent_to(config: Config, lists: list[str], suppressions: list[Suppression]) -> None:
