@@ -260,21 +260,22 @@ class _Run:
         salt = f"resend {generation}" if generation else ""
         return message_id(self.target.record.key, person.email, self.ws.config.domain, salt=salt)
 
+    def planned(self, by_key: dict[str, Recipient]) -> Iterator[Planned]:
+        """Everyone, for the snapshot, made as the ledger reads them: one audience key
+        per set of lists, not per person."""
+        named: dict[frozenset[str], str] = {}
+        issue, domain = self.target.record.key, self.ws.config.domain
+        for k, r in by_key.items():
+            lists = named.get(r.audiences)
+            if lists is None:
+                lists = named[r.audiences] = audience_key(r.audiences)
+            yield Planned(k, lists, message_id(issue, k, domain), r.email)
+
     def deliver(self, ledger: Ledger) -> SendReport:
         plan, key = self.plan, self.target.key
         templates = plan.templates(self.ws)
         by_key = {address_key(r.email): r for r in plan.recipients}
-        snapshot = ledger.snapshot(
-            key,
-            (
-                Planned(
-                    k, audience_key(r.audiences), self.message_id(Planned(k, "", ""), 0), r.email
-                )
-                for k, r in by_key.items()
-            ),
-            self.rule,
-            renew=self.message_id,
-        )
+        snapshot = ledger.snapshot(key, self.planned(by_key), self.rule, renew=self.message_id)
         queue = ledger.queue(key, by_key, self.limit)
         if self.on_snapshot:
             self.on_snapshot(snapshot, len(queue))
