@@ -7,11 +7,12 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from . import markup
 from .config import Config
 from .issue import Issue
 from .pictures import MAX_BYTES, MAX_WIDTH, WARN_BYTES, uses
-from .placeholders import fill, find, split
-from .problems import Problem, ProblemsError, Severity
+from .placeholders import Placeholder, fill, find, split
+from .problems import Problem, ProblemsError, Severity, did_you_mean
 from .render import audience_sets
 from .variant import Variant
 from .workspace import Workspace
@@ -42,13 +43,7 @@ def lint(
         offset_text: str = "",
         offset: int = 0,
     ) -> None:
-        line, col = issue.positions.get(key, (None, None)) if key else (None, None)
-        if line is not None and offset_text:
-            # Point inside a multi-line block: the text starts on the next line.
-            before = offset_text[:offset]
-            line += before.count("\n") + (1 if "\n" in offset_text else 0)
-            col = None
-        out.append(Problem(file, line, col, message, hint, "warning"))
+        out.append(_at(issue, file, key, message, hint, offset_text, offset))
 
     for v in variants:
         size = len(fill(split(v.html, "html"), None).encode("utf-8"))
@@ -109,21 +104,166 @@ def lint(
                     "but no list of those names has anyone on it",
                     "add people to the list, or change the section's audiences",
                 )
+    out += heading_problems(issue, file=file)
     if columns is not None:
-        known = {"email", "name"}.union(*columns.values()) if columns else {"email", "name"}
-        seen: set[str] = set()
-        for key, text in issue.texts():
-            for match, ph in find(text):
-                if ph.field not in known and ph.field not in seen:
-                    seen.add(ph.field)
-                    warn(
+        out += placeholder_problems(issue, columns, file=file)
+    return out
+
+
+def _at(
+    issue: Issue,
+    file: str,
+    key: str | None,
+    message: str,
+    hint: str | None = None,
+    offset_text: str = "",
+    offset: int = 0,
+    severity: Severity = "warning",
+) -> Problem:
+    """A problem at the value ``key`` of the issue; at ``offset`` in ``offset_text`` (its
+    text), the line inside a multi-line block."""
+    line, col = issue.positions.get(key, (None, None)) if key else (None, None)
+    if line is not None and offset_text:
+        # Point inside a multi-line block: the text starts on the next line.
+        before = offset_text[:offset]
+        line += before.count("\n") + (1 if "\n" in offset_text else 0)
+        col = None
+    return Problem(file, line, col, message, hint, severity)
+
+
+def _marks(level: int) -> str:
+    return "#" * level
+
+
+def heading_problems(issue: Issue, *, file: str) -> list[Problem]:
+    """Headings written in a text that skip a level ('#' then '###'), at their line: the
+    email shows them without the gap, but the writer may have meant another structure."""
+    out: list[Problem] = []
+    for key, text in issue.texts():
+        if not (key in ("intro", "sign_off") or key.endswith(".body")):
+            continue
+        found = markup.headings(text)
+        if not found:
+            continue
+        lines = text.split("\n")
+        biggest = min(level for level, _, _ in found)
+        before: tuple[int, int, str] | None = None
+        for level, line, words in found:
+            offset = sum(len(x) + 1 for x in lines[:line])
+            if before is None and level > biggest:
+                out.append(
+                    _at(
+                        issue,
+                        file,
                         key,
-                        f"placeholder '{ph.field}' is not a column of any list"
-                        + (f"; everyone will see '{ph.default}'" if ph.default is not None else ""),
-                        f"columns are: {', '.join(sorted(known))}",
+                        f"the heading '{_marks(level)} {words}' is smaller than one later in "
+                        f"this text ({_marks(biggest)}): a heading level is skipped",
+                        f"start with the biggest: write '{_marks(biggest)} {words}'",
                         text,
-                        match.start(),
+                        offset,
                     )
+                )
+            elif before is not None and level > before[0] + 1:
+                out.append(
+                    _at(
+                        issue,
+                        file,
+                        key,
+                        f"the heading '{_marks(level)} {words}' skips a level after "
+                        f"'{_marks(before[0])} {before[2]}'",
+                        f"write '{_marks(before[0] + 1)} {words}' (one # more than the "
+                        "heading it belongs under)",
+                        text,
+                        offset,
+                    )
+                )
+            before = (level, line, words)
+    return out
+
+
+# Every person has these (name may be empty in a row: placeholders still need a default).
+_ALWAYS = frozenset({"email", "name"})
+
+
+def _text_name(key: str) -> str:
+    """How a message names the text at ``key``: 'section 3', 'the greeting'."""
+    if key.startswith("sections["):
+        return f"section {int(key[9 : key.index(']')]) + 1}"
+    return "the " + key.replace("_", "-")
+
+
+def _placeholder_finding(
+    what: str, ph: Placeholder, reach: list[str], lacking: list[str], there: set[str], key: str
+) -> tuple[str, str, Severity] | None:
+    """What is wrong with one placeholder of a text going to the lists ``reach`` (those of
+    them ``lacking`` its column; ``there``: their columns): message, hint, severity."""
+    field = ph.field
+    close = did_you_mean(field, sorted(there))
+    columns = close or f"their columns are: {', '.join(sorted(there))}"
+    default = f'{{{{ {field} | default("…") }}}}'
+    if field not in there and ph.default is not None:
+        return (
+            f"{what}: '{field}' is not a column of the lists it goes to ({', '.join(reach)}), "
+            f"so everyone will see '{ph.default}'",
+            columns,
+            "warning",
+        )
+    if field not in there:
+        return (
+            f"{what}: there is no '{field}' column in the lists it goes to ({', '.join(reach)})",
+            columns,
+            "error",
+        )
+    if ph.default is not None:
+        return None
+    if lacking:
+        having = [n for n in reach if n not in lacking]
+        one = len(lacking) == 1
+        hint = f"give it a default, as {default}"
+        if key.startswith("sections["):
+            hint += (
+                f", or send {what} to {', '.join(having)} only (audiences: [{', '.join(having)}])"
+            )
+        return (
+            f"{what}: {{{{ {field} }}}} has no default, and {', '.join(lacking)}, which it "
+            f"goes to, {'has' if one else 'have'} no '{field}' column",
+            hint,
+            "error",
+        )
+    return (
+        f"{what}: {{{{ {field} }}}} has no default, so build/ and the archive's web copy "
+        f"(for no one in particular) would show [{field}]",
+        f"give it a default, as {default}",
+        "error",
+    )
+
+
+def placeholder_problems(
+    issue: Issue, columns: Mapping[str, set[str]], *, file: str
+) -> list[Problem]:
+    """Placeholders no list can fill, or some list a text goes to cannot, with did-you-mean
+    against the columns of the lists that text goes to (``columns``: each list's columns;
+    at send time, only the lists of the send); and any without a default, which build/ and
+    the public archive (for no one in particular) could only show as [field]."""
+    out: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for key, text in issue.texts():
+        reach = sorted(columns)
+        if key.startswith("sections["):
+            wanted = issue.sections[int(key[9 : key.index("]")])].audiences
+            reach = [n for n in reach if not wanted or n in wanted]
+        if not reach:
+            continue
+        there = set(_ALWAYS).union(*(columns[n] for n in reach))
+        what = _text_name(key)
+        for match, ph in find(text):
+            if (ph.field, key) in seen:
+                continue
+            seen.add((ph.field, key))
+            lacking = [n for n in reach if ph.field not in columns[n] | _ALWAYS]
+            found = _placeholder_finding(what, ph, reach, lacking, there, key)
+            if found is not None:
+                out.append(_at(issue, file, key, *found[:2], text, match.start(), found[2]))
     return out
 
 

@@ -144,7 +144,11 @@ def test_unknown_list_names_the_lists_and_sends_nothing(cli: Cli, workspace: Pat
     assert not (workspace / "outbox").exists()
 
 
-def test_missing_field_stops_the_send_before_anything_is_written(cli: Cli, workspace: Path) -> None:
+def test_a_column_a_list_lacks_stops_the_send_before_anything_is_written(
+    cli: Cli, workspace: Path
+) -> None:
+    """Said where the placeholder is written and which list lacks the column: the fix is
+    in the issue (a default), not in the spreadsheet's rows."""
     issue = workspace / BLOG
     text = issue.read_text(encoding="utf-8")
     issue.write_text(
@@ -157,8 +161,11 @@ def test_missing_field_stops_the_send_before_anything_is_written(cli: Cli, works
     assert "{{ school }}" in issue.read_text(encoding="utf-8")
     result = cli("send", workspace / BLOG, "--list", "headteachers", "--list", "managers", "--yes")
     assert result.exit_code == 1
-    assert "school" in result.output
-    assert re.search(r"recipients/managers\.csv:\d+", result.output)
+    assert re.search(
+        r"newsletters/2025-02-13-steve-kay-blog\.yaml:\d+: error: the greeting: \{\{ school \}\} "
+        r"has no default, and managers, which it goes to, has no 'school' column",
+        result.output,
+    ), result.output
     assert not (workspace / "outbox").exists()
 
 

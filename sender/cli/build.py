@@ -8,9 +8,10 @@ import click
 
 from ..audiences import EVERYONE
 from ..build import write_variants
+from ..lint import placeholder_problems
 from ..problems import ProblemsError
 from ..render import Renderer, audience_sets
-from .common import InputError, console, open_workspace, show_problems
+from .common import InputError, console, count, open_workspace, show_problems
 
 
 @click.command("build")
@@ -59,6 +60,10 @@ def command(ctx: click.Context, issue: Path, audiences: tuple[str, ...], out: Pa
                 + (f" ({hint})" if hint else f"; lists are: {', '.join(ws.lists)}"),
                 param_hint="--audience",
             )
+        # Placeholders build/ could only show as [field]: the same errors as check's.
+        wrong = placeholder_problems(loaded, ws.list_columns(), file=ws.display(issue))
+        if any(p.severity == "error" for p in wrong):
+            raise ProblemsError([p for p in wrong if p.severity == "error"])
         # Pictures beside the pages, linked relatively: a browser shows them (cid: it cannot).
         variants = Renderer(ws.config, pictures="archive").variants(loaded, sets)
     except ProblemsError as exc:
@@ -71,4 +76,4 @@ def command(ctx: click.Context, issue: Path, audiences: tuple[str, ...], out: Pa
     built = write_variants(loaded, variants, folder)
     for b in built:
         console.print(f"  {b.html_path}  ({b.html_bytes / 1024:.1f} KB)\n  {b.text_path}")
-    console.print(f"[green]Built {len(built)} version(s)[/green] of {ws.display(issue)}.")
+    console.print(f"[green]Built {count(len(built), 'version')}[/green] of {ws.display(issue)}.")

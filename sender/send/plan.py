@@ -15,7 +15,7 @@ from pathlib import Path
 from ..audiences import audience_key
 from ..issue import Issue
 from ..ledger import Suppression, read_ledger
-from ..lint import picture_problems
+from ..lint import picture_problems, placeholder_problems
 from ..lists import Selection, select
 from ..message import MessageTemplate, check_fields, send_date
 from ..problems import Problem, ProblemsError
@@ -63,6 +63,13 @@ def plan_send(ws: Workspace, issue_path: Path, lists: Sequence[str]) -> SendPlan
     unreadable = [p for p in selection.errors if p.line in (None, 1)]
     if unreadable:
         raise ProblemsError(unreadable)
+    # A placeholder the send's lists have no column for, said where it is written.
+    columns = ws.list_columns()
+    wrong = placeholder_problems(
+        issue, {n: columns[n] for n in selection.names if n in columns}, file=ws.display(issue_path)
+    )
+    if any(p.severity == "error" for p in wrong):
+        raise ProblemsError([p for p in wrong if p.severity == "error"])
     sets = list(dict.fromkeys(r.audiences for r in selection.recipients))
     variants = dict(zip(sets, ws.renderer.variants(issue, sets), strict=True))
     missing = check_fields(
