@@ -81,6 +81,9 @@ def _register() -> None:
     from . import worker  # joins a send in progress (the PostgreSQL ledger)
 
     cli.add_command(worker.command)
+    from . import init  # a new newsletter folder
+
+    cli.add_command(init.command)
 
 
 def main() -> None:
