@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console, ConsoleOptions, RenderableType
@@ -12,9 +13,11 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.segment import Segment
 
-from ..config import Config, WorkspaceNotFound
+from ..config import Config, WorkspaceNotFound, find_workspace, load_config
 from ..problems import Problem, ProblemsError
-from ..workspace import Workspace
+
+if TYPE_CHECKING:  # imported when a command opens one: it brings the renderer with it
+    from ..workspace import Workspace
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -70,9 +73,16 @@ class InputError(click.ClickException):
 
 def open_workspace(ctx: click.Context) -> Workspace:
     """The workspace named by --workspace, or found at or above the current folder."""
+    from ..workspace import Workspace
+
+    return Workspace(workspace_config(ctx))
+
+
+def workspace_config(ctx: click.Context) -> Config:
+    """Only the workspace's settings: for a command that reads no issue (quicker)."""
     root = ctx.find_root().obj
     try:
-        return Workspace.open(Path(root) if root else None)
+        return load_config(Path(root).resolve() if root else find_workspace())
     except WorkspaceNotFound as exc:
         raise click.UsageError(str(exc)) from None
     except ProblemsError as exc:
@@ -80,10 +90,6 @@ def open_workspace(ctx: click.Context) -> Workspace:
         raise InputError(
             "newsletter.toml has errors; fix them and run the command again."
         ) from None
-
-
-def workspace_config(ctx: click.Context) -> Config:
-    return open_workspace(ctx).config
 
 
 def show_problems(problems: Iterable[Problem], root: Path | None = None) -> None:
