@@ -168,16 +168,18 @@ def test_the_wheel_in_a_fresh_venv_inits_checks_and_sends(tmp_path: Path) -> Non
     assert len(emails) == 3, done.stdout
     print(f"pip install of the wheel to the first .eml: {took:.1f} s")
     # The program that ran was the wheel's, with its looks from inside the package.
-    where = run([venv / "bin" / "python", "-c", "import sender; print(sender.__file__)"], empty)
+    where = run(
+        [venv / "bin" / "python", "-c", "import sender; print(sender.__file__)"], empty, env
+    )
     assert where.startswith(str(venv)), where
     html = email.message_from_bytes(emails[0].read_bytes(), policy=email.policy.default)
     body = html.get_body(("html",))
     assert body is not None and "Our first newsletter" in body.get_content()
 
 
-def run(argv: list[object], cwd: Path | None = None) -> str:
+def run(argv: list[object], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=600
+        [str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
