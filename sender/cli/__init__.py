@@ -27,6 +27,11 @@ from .. import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("check", "command", "Check issues for mistakes before anyone sees them."),
     "build": ("build", "command", "Build an issue's HTML and plain text for each audience."),
+    "init": (
+        "init",
+        "command",
+        "Make a new newsletter folder: settings, both looks, an example issue and lists.",
+    ),
     "lists": (
         "lists",
         "command",
