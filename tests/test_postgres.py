@@ -166,7 +166,7 @@ def sqlite_history(workspace: Path, cli: Cli) -> None:
 
 
 def test_migrate_copies_everything_checks_counts_and_shows_the_same(
-    cli: Cli, workspace: Path, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+    cli: Cli, workspace: Path, pg_url: str
 ) -> None:
     sqlite_history(workspace, cli)
     before = {cmd: cli(*cmd).output for cmd in (("history",), ("status", BLOG))}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 PASSWORD_ENV = "NEWSLETTER_LEDGER_PASSWORD"
 SCHEMES = ("postgresql://", "postgres://")
 _Renew = Callable[[Planned, int], str]
+_Args = tuple[object, ...] | Callable[[], tuple[object, ...]]  # a heartbeat's, or made each beat
 _NOW = "extract(epoch from clock_timestamp())::float8"  # the database's clock, in seconds
 
 
@@ -191,8 +193,12 @@ class PostgresLedger:
             self._db.close()
             raise self._failed(exc) from None
         self._lock = threading.Lock()
-        self._answers: list[tuple[object, ...]] = []
-        self._answers_lock = threading.Lock()
+        # Each connection's (thread's) answers, committed with its own next mark.
+        self._lanes: dict[int, _Lane] = {}
+        self._lanes_lock = threading.Lock()
+        self._spare: list[Any] = []  # connections for the marks, one per mark at a time
+        self._taken_quota: set[str] = set()  # relays this sender took quota from
+        self.sent = 0  # messages recorded sent by this sender (a worker's count)
         self._beat: _Heartbeat | None = None
         self._hold_token: str | None = None
         # This sender's name in the database: a worker's id once it joins a run.
@@ -231,53 +237,86 @@ class PostgresLedger:
                         self._db.execute("DELETE FROM quota_inflight WHERE worker = %s", (self.me,))
             finally:
                 self._db.close()
+                for db in self._spare:
+                    db.close()
+                self._spare = []
 
     # -- answers, committed with the next mark ----------------------------------------
-    def _commit_answers(self, mark: tuple[object, ...] | None = None) -> bool:
-        """Commit the answers waiting, and a ``sending`` mark if given (hold the lock).
+    def _lane(self) -> _Lane:
+        """This thread's answers: one SMTP connection's, as the pool runs one per thread."""
+        me = threading.get_ident()
+        with self._lanes_lock:
+            lane = self._lanes.get(me)
+            if lane is None:
+                lane = self._lanes[me] = _Lane()
+            return lane
 
-        Returns whether the mark claimed its row."""
-        with self._answers_lock:
-            answers, self._answers = self._answers, []
-        if not answers and mark is None:
-            return True
-        claimed = True
-        try:
-            with self._db.transaction():
-                cur = self._db.cursor()
-                if answers:
-                    cur.executemany(_DONE, [a[:7] for a in answers])
-                    self._answered(cur, answers)
-                if mark is not None:
+    def _mark(self, mark: tuple[object, ...]) -> bool:
+        """Commit this connection's answers since its last mark, and the mark, on a
+        database connection of its own: the connections' commits overlap, and
+        PostgreSQL writes overlapping commits with one flush of its log. Returns whether
+        the mark claimed its row."""
+        lane = self._lane()
+        with lane.lock:
+            answers, lane.answers = lane.answers, []
+            with self._lanes_lock:
+                db = self._spare.pop() if self._spare else None
+            try:
+                if db is None:
+                    db = self._connect()
+                with db.transaction():
+                    cur = db.cursor()
+                    if answers:
+                        self._write_answers(cur, answers)
                     cur.execute(_SENDING, mark)
-                    claimed = cur.rowcount == 1
-        except BaseException:
-            with self._answers_lock:
-                self._answers[:0] = answers
-            raise
+                    claimed = bool(cur.rowcount == 1)
+            except BaseException:
+                lane.answers[:0] = answers
+                if db is not None:
+                    db.close()
+                raise
+            with self._lanes_lock:
+                self._spare.append(db)
         return claimed
 
-    def _answered(self, cur: Any, answers: list[tuple[object, ...]]) -> None:
-        """The quota's messages in flight, and a worker's count, move with its answers."""
+    def _commit_answers(self) -> None:
+        """Commit every connection's answers not yet written (hold the lock): before a
+        read, and at the end. Each lane is held meanwhile, so no connection's next mark
+        can be written before its previous answer."""
+        with self._lanes_lock:
+            lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.lock.acquire()
+        try:
+            answers = [a for lane in lanes for a in lane.answers]
+            if not answers:
+                return
+            with self._db.transaction():
+                self._write_answers(self._db.cursor(), answers)
+            for lane in lanes:
+                lane.answers = []
+        finally:
+            for lane in lanes:
+                lane.lock.release()
+
+    def _write_answers(self, cur: Any, answers: list[tuple[object, ...]]) -> None:
+        cur.executemany(_DONE, answers)
+        # The relay's messages in flight come down as their answers are written.
         relays: dict[str, int] = {}
-        sent = 0
         for a in answers:
-            if a[4]:
+            if a[4] in self._taken_quota:
                 relays[str(a[4])] = relays.get(str(a[4]), 0) + 1
-            sent += a[0] == "sent"
         for relay, n in relays.items():
             cur.execute(
                 "UPDATE quota_inflight SET n = GREATEST(n - %s, 0) WHERE relay = %s"
                 " AND worker = %s",
                 (n, relay, self.worker or self.me),
             )
-        if self.worker is not None and sent:
-            cur.execute("UPDATE workers SET sent = sent + %s WHERE id = %s", (sent, self.worker))
 
     @property
     def unwritten(self) -> int:
-        with self._answers_lock:
-            return len(self._answers)
+        with self._lanes_lock:
+            return sum(len(lane.answers) for lane in self._lanes.values())
 
     def commit(self) -> None:
         """Write the answers received so far (a worker waiting for more people does)."""
@@ -363,7 +402,7 @@ class PostgresLedger:
         )
         return previous
 
-    def _start_beat(self, sql: str, args: tuple[object, ...], *, interval: float) -> None:
+    def _start_beat(self, sql: str, args: _Args, *, interval: float) -> None:
         if self._beat is None:
             self._beat = _Heartbeat(self._connect, interval)
         self._beat.add(sql, args)
@@ -500,24 +539,24 @@ class PostgresLedger:
         """Claim a person for this send, just before their message goes: False when they
         are no longer pending, or are another worker's (their message must not go)."""
         me = self.worker
-        with self._lock, self._errors():
-            return self._commit_answers(
-                (send_id, now(), me, issue, email, me, send_id, me),
-            )
+        with self._errors():
+            return self._mark((send_id, now(), me, issue, email, me, send_id, me))
 
     def mark_done(self, issue: str, email: str, outcome: Outcome) -> None:
-        with self._answers_lock:
-            self._answers.append(
-                (
-                    outcome.state,
-                    outcome.code,
-                    outcome.text.replace("\x00", ""),
-                    self._now(),
-                    outcome.relay,
-                    issue,
-                    email,
-                )
-            )
+        lane = self._lane()
+        answer = (
+            outcome.state,
+            outcome.code,
+            outcome.text.replace("\x00", ""),
+            self._now(),
+            outcome.relay,
+            issue,
+            email,
+        )
+        with lane.lock:
+            lane.answers.append(answer)
+            if outcome.state == "sent":
+                self.sent += 1
 
     def mark_failed(self, issue: str, email: str, reason: str) -> None:
         with self._lock, self._errors():
@@ -730,9 +769,15 @@ class PostgresLedger:
             ).fetchone()
         assert row is not None
         self.worker = me
+        joined = time.monotonic()
+
+        def counts() -> tuple[object, ...]:  # how many and how fast, for 'status'
+            return (self.sent, self.sent / max(time.monotonic() - joined, 1e-3), me)
+
         self._start_beat(
-            "UPDATE workers SET heartbeat = " + _NOW + " WHERE id = %s AND state = 'running'",
-            (me,),
+            "UPDATE workers SET heartbeat = " + _NOW + ", sent = %s, rate = %s"
+            " WHERE id = %s AND state = 'running'",
+            counts,
             interval=max(lease / 6, 0.05),
         )
         return WorkerRecord(*row)
@@ -752,21 +797,19 @@ class PostgresLedger:
                 )
                 self._db.execute("DELETE FROM quota_inflight WHERE worker = %s", (me,))
                 self._db.execute(
-                    "UPDATE workers SET state = 'done', rate = %s WHERE id = %s AND"
+                    "UPDATE workers SET state = 'done', rate = %s, sent = %s WHERE id = %s AND"
                     " state = 'running'",
-                    (rate, me),
+                    (rate, self.sent, me),
                 )
-
-    def note_rate(self, rate: float) -> None:
-        if self.worker is not None:
-            with self._lock, self._errors():
-                self._db.execute("UPDATE workers SET rate = %s WHERE id = %s", (rate, self.worker))
 
     def claim(self, send_id: int, n: int) -> list[tuple[str, str]]:
         """Up to ``n`` people of run ``send_id`` that nobody has claimed, now this
         worker's: (address key, Message-ID), in the order they were queued."""
-        with self._lock, self._errors():
-            self._commit_answers()
+        with self._lock, self._errors(), self._db.transaction():
+            # A claim lost with the server's power only puts its people back in the queue,
+            # where the next claim finds them: no flush to wait for. (A 'sending' mark is
+            # the one write that must be on disk before its message goes.)
+            self._db.execute("SET LOCAL synchronous_commit = off")
             rows = self._db.execute(
                 "UPDATE deliveries d SET worker = %s FROM (SELECT issue, email FROM deliveries"
                 " WHERE queued = %s AND state = 'pending' AND worker IS NULL ORDER BY seq"
@@ -852,6 +895,8 @@ class PostgresLedger:
         caps over any window, as ``RateLimiter`` keeps them, here for every sender."""
         with self._lock, self._errors(), self._db.transaction():
             cur = self._db.cursor()
+            # A pace lost with the server's power is harmless: no flush to wait for.
+            cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute(
                 "INSERT INTO relay_budget (relay) VALUES (%s) ON CONFLICT DO NOTHING", (relay,)
             )
@@ -880,25 +925,23 @@ class PostgresLedger:
     def quota_used(self, relay: str, since: str) -> int:
         """Messages ``relay`` took since ``since``, and those on their way through it now."""
         with self._lock, self._errors():
-            self._commit_answers()
             row = self._db.execute(_QUOTA_USED, (relay, since, relay)).fetchone()
         return int(row[0]) if row else 0
 
     def quota_take(self, relay: str, per_day: int, since: str) -> bool:
         """Take one message from the relay's quota, for everyone sending through it."""
-        with self._lock, self._errors():
-            self._commit_answers()
-            with self._db.transaction():
-                cur = self._db.cursor()
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"quota:{relay}",))
-                row = cur.execute(_QUOTA_USED, (relay, since, relay)).fetchone()
-                if row is None or int(row[0]) >= per_day:
-                    return False
-                cur.execute(
-                    "INSERT INTO quota_inflight (relay, worker, n) VALUES (%s, %s, 1)"
-                    " ON CONFLICT (relay, worker) DO UPDATE SET n = quota_inflight.n + 1",
-                    (relay, self.worker or self.me),
-                )
+        self._taken_quota.add(relay)
+        with self._lock, self._errors(), self._db.transaction():
+            cur = self._db.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"quota:{relay}",))
+            row = cur.execute(_QUOTA_USED, (relay, since, relay)).fetchone()
+            if row is None or int(row[0]) >= per_day:
+                return False
+            cur.execute(
+                "INSERT INTO quota_inflight (relay, worker, n) VALUES (%s, %s, 1)"
+                " ON CONFLICT (relay, worker) DO UPDATE SET n = quota_inflight.n + 1",
+                (relay, self.worker or self.me),
+            )
         return True
 
     def quota_give_back(self, relay: str) -> None:
@@ -909,38 +952,51 @@ class PostgresLedger:
             )
 
 
+class _Lane:
+    """One connection's answers waiting for its next mark."""
+
+    __slots__ = ("answers", "lock")
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[object, ...]] = []
+        self.lock = threading.Lock()
+
+
 class _Heartbeat:
     """Renews leases (the hold, a worker's) from its own thread and connection."""
 
     def __init__(self, connect: Callable[[], Any], interval: float) -> None:
         self._connect = connect
         self._interval = interval
-        self._beats: list[tuple[str, tuple[object, ...]]] = []
+        self._beats: list[tuple[str, _Args]] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-heartbeat", daemon=True)
         self._db = connect()
         self._thread.start()
 
-    def add(self, sql: str, args: tuple[object, ...]) -> None:
+    def add(self, sql: str, args: _Args) -> None:
         with self._lock:
             self._beats.append((sql, args))
 
     def _run(self) -> None:
         db = self._db
         try:
+            # A heartbeat lost with the server's power only makes a lease look older.
+            db.execute("SET synchronous_commit = off")
             while not self._stopped.wait(self._interval):
                 with self._lock:
                     beats = list(self._beats)
                 try:
                     for sql, args in beats:
-                        db.execute(sql, args)
+                        db.execute(sql, args() if callable(args) else args)
                 except Exception:
                     # The next beat tries again (on a new connection if need be); a
                     # lease that runs out is all it risks.
                     try:
                         db.close()
                         db = self._connect()
+                        db.execute("SET synchronous_commit = off")
                     except Exception:
                         continue  # still unreachable: try on the next beat
         finally:

@@ -395,7 +395,7 @@ class _Worker:
         run.quota = DailyQuota.of(self.transport, Clock())
         share(run, ledger)
         connections = int(getattr(getattr(self.transport, "config", None), "connections", 1))
-        size = batch or max(2, 2 * connections)
+        size = batch or max(4, 4 * connections)  # what the connections hold ahead, about
         me = ledger.join(self.target.key, self.send_id, connections, lease=lease)
         started = time.monotonic()
         by_key = {address_key(r.email): r for r in self.plan.recipients}
@@ -404,7 +404,7 @@ class _Worker:
             halt = Halt(self.stop)
             if run.quota is None or run.quota.open(ledger, halt):
                 self.transport.send_all(
-                    hands.jobs(self._claimed(hands, size, lease, started)),
+                    hands.jobs(self._claimed(hands, size, lease)),
                     on_start=hands.started,
                     on_done=hands.done,
                     stop=halt,
@@ -414,9 +414,7 @@ class _Worker:
             ledger.leave(rate=run.sum_outcomes() / seconds if seconds > 0 else 0.0)
         return WorkReport(me, dict(run.outcomes), self.reaped, time.monotonic() - started)
 
-    def _claimed(
-        self, hands: _Hands, size: int, lease: float, started: float
-    ) -> Iterator[tuple[str, str]]:
+    def _claimed(self, hands: _Hands, size: int, lease: float) -> Iterator[tuple[str, str]]:
         """The run's people, a small batch at a time, until nobody is left to anyone."""
         ledger, run = self.ledger, self.run_
         while not self.stop.is_set():
@@ -432,8 +430,6 @@ class _Worker:
                             "workspace everywhere",
                         )
                 hands.private.update(run.tokens(ledger, [(e, hands.by_key[e]) for e, _ in here]))
-                seconds = time.monotonic() - started
-                ledger.note_rate(run.sum_outcomes() / seconds if seconds > 0 else 0.0)
                 yield from here
                 continue
             for gone in ledger.reap(self.send_id, stale_after=lease):
