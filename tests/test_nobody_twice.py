@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -899,3 +899,63 @@ def test_the_ledger_and_the_outbox_are_readable_by_their_owner_only(workspace: P
         if keep is not None:
             keep.close()
         os.umask(old)
+
+
+class DeletingRecorder(Recorder):
+    """Records every message; at the ``after``-th, does ``act`` (removes the ledger, say)."""
+
+    def __init__(self, after: int, act: Callable[[], None]) -> None:
+        super().__init__()
+        self.after, self.act = after, act
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) == self.after:
+            self.act()
+        return answer
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_ledger_deleted_or_replaced_mid_send_stops_it_and_nothing_is_sent_twice(
+    workspace: Path, how: str
+) -> None:
+    """Item 9: the send stops in words; a deleted ledger is written back from the copy the
+    send still had open, a replaced one is saved beside it; the re-run sends only the rest."""
+    everyone = people(workspace, 120)
+    issue = write_issue(workspace, "note.yaml", title="A note", date="2025-03-07")
+    path = workspace / "ledger.sqlite"
+
+    def act() -> None:
+        if how == "deleted":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        else:
+            # Another ledger copied in, with its own journal files (none: it is closed).
+            other = workspace / "other.sqlite"
+            sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
+            for suffix in ("-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            other.replace(path)
+
+    handler = DeletingRecorder(40, act)
+    with aiosmtpd(handler) as port:
+        use_smtp(workspace, port, connections=1)
+        first = smtp_send(workspace, issue, lst="staff")
+        assert first.exit_code == 1, first.output
+        said = " ".join(first.output.split())
+        if how == "deleted":
+            assert "was deleted while this send was running" in said, said
+            assert "written back" in said
+        else:
+            assert "was replaced by another file" in said, said
+            saved = list(workspace.glob("ledger.sqlite.from-send-*"))
+            assert len(saved) == 1, said
+            saved[0].replace(path)  # the user puts this send's record back, as told
+        got_first = len(handler.messages)
+        assert 40 <= got_first < 120
+        again = smtp_send(workspace, issue, lst="staff")
+        assert again.exit_code == 0, again.output
+    sent_to = [r for _, rcpts, _ in handler.messages for r in rcpts]
+    # Everyone once; the one message on its way when the send stopped may come twice.
+    assert set(sent_to) == set(everyone)
+    assert len(sent_to) - len(set(sent_to)) <= 1, len(sent_to)

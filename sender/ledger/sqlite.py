@@ -126,6 +126,7 @@ class SqliteLedger:
         self._committed = threading.Condition(self._answers_lock)
         self._leading = False
         self._heartbeat: _Heartbeat | None = None
+        self._heartbeat_every = 5.0
 
     def close(self) -> None:
         with self._lock:
@@ -145,29 +146,45 @@ class SqliteLedger:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         if not self.path.exists():
             # We still hold the deleted file open: put it back where it was.
-            self._save_copy(self.path)
-            self._identity = _file_identity(self.path)
+            self._carry_over(self.path)
             raise LedgerGone(
                 f"The ledger {self.path} was deleted while this send was running. It has been "
                 "written back from the copy this send still had open, and the send stopped. "
                 "Run the same command again to carry on."
             )
         saved = self.path.with_name(f"{self.path.name}.from-send-{stamp}")
-        self._save_copy(saved)
+        original = self.path
+        self._carry_over(saved)
         raise LedgerGone(
-            f"The ledger {self.path} was replaced by another file while this send was running, "
+            f"The ledger {original} was replaced by another file while this send was running, "
             f"so the send stopped. What this send recorded is saved as {saved}: if the new "
-            f"file is not the one you meant, move {saved.name} back to {self.path.name} "
+            f"file is not the one you meant, move {saved.name} back to {original.name} "
             "before sending again."
         )
 
-    def _save_copy(self, target: Path) -> None:
+    def _carry_over(self, target: Path) -> None:
+        """Copy what this ledger holds to ``target`` and go on writing there: what the
+        stopping send still records (its last answers, letting go of the issue) must land
+        in the file the user keeps, not in the one that is gone."""
         _private(target)
         copy = sqlite3.connect(target)
         try:
             self._db.backup(copy)
         finally:
             copy.close()
+        self._db.close()
+        self._db = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self.path = target
+        self._identity = _file_identity(target)
+        if self._heartbeat is not None:  # the hold is renewed in the file kept, too
+            holder = self._heartbeat.holder
+            self._heartbeat.stop()
+            self._heartbeat = _Heartbeat(target, holder, interval=self._heartbeat_every)
 
     def _commit_answers(self, marks: Sequence[tuple[object, ...]] = ()) -> list[bool]:
         """Commit the answers waiting, and the ``sending`` marks given (hold the lock).
@@ -176,10 +193,10 @@ class SqliteLedger:
         answers = self._take_answers()
         if not answers and not marks:
             return []
-        db = self._db
         try:
             if marks:
-                self._check_file()
+                self._check_file()  # may move to another file: self._db after it
+            db = self._db
             db.execute("BEGIN IMMEDIATE")  # one transaction (one fsync) for them all
             db.executemany(_DONE, answers)
             # One by one: each connection needs to know whether its own row was claimed.
@@ -187,8 +204,8 @@ class SqliteLedger:
             db.execute("COMMIT")
         except BaseException as exc:
             # A failed COMMIT (disk full) has already rolled back.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             with self._answers_lock:
                 self._answers[:0] = answers
             if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
@@ -298,7 +315,8 @@ class SqliteLedger:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            self._heartbeat = _Heartbeat(self.path, me, interval=max(stale_after / 6, 0.05))
+            self._heartbeat_every = max(stale_after / 6, 0.05)
+            self._heartbeat = _Heartbeat(self.path, me, interval=self._heartbeat_every)
         return previous
 
     def release(self, issue: str) -> None:
