@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli
+from pg import Store
 
 from sender.config import load_config
 from sender.ledger import Suppression, open_ledger
 
-pytestmark = pytest.mark.cli(catch_exceptions=False)
+# Each test once with the SQLite ledger and once with PostgreSQL.
+pytestmark = [pytest.mark.cli(catch_exceptions=False), pytest.mark.usefixtures("ledger_url")]
 
 HAND = ("graham.pike@thornbury-high.example.org", "unsubscribed 2025-01-20")
 RECORDED = [
@@ -119,12 +121,12 @@ def test_filter_by_reason(cli: Cli, recorded: Path, reason: str, who: set[str]) 
     assert {r["email"] for r in csv.DictReader(io.StringIO(result.output))} == who
 
 
-def test_nobody(cli: Cli, workspace: Path) -> None:
+def test_nobody(cli: Cli, workspace: Path, store: Store) -> None:
     (workspace / "recipients" / "suppressed.csv").unlink()
     result = cli("suppressed")
     assert result.exit_code == 0
     assert "Nobody is suppressed." in result.output
-    assert not (workspace / "ledger.sqlite").exists(), "reading made no ledger"
+    assert not store.exists(), "reading made no ledger"
 
 
 def test_remove_asks_first(recorded: Path) -> None:

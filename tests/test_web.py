@@ -119,7 +119,9 @@ def serving(app: Any) -> Iterator[int]:
 
 
 @pytest.fixture
-def site(workspace: Path) -> Iterator[Site]:
+def site(workspace: Path, ledger_url: str) -> Iterator[Site]:
+    """The app, once with the SQLite ledger and once with PostgreSQL (``ledger_url``)."""
+    assert ledger_url
     with serving(web.create_app(workspace)) as port:
         yield Site(Workspace.open(workspace).config, port)
 
@@ -294,13 +296,18 @@ def test_lists_people_cannot_leave_are_never_left(workspace: Path) -> None:
         ]
 
 
-def test_a_damaged_ledger_is_said_plainly(site: Site, caplog: pytest.LogCaptureFixture) -> None:
-    token = site.person("priya.shah@example.org", "headteachers")
-    ledger = site.config.resolve(Path(str(site.config.ledger)))
-    ledger.write_bytes(b"this is not a ledger" * 100)
-    for answer in (site.request("GET", f"/u/{token}"), site.one_click(token)):
-        assert answer.status == 503
-        assert "Nothing was changed" in answer.text
+def test_a_damaged_ledger_is_said_plainly(
+    workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged SQLite file (this tests the file: not run with PostgreSQL)."""
+    with serving(web.create_app(workspace)) as port:
+        site = Site(Workspace.open(workspace).config, port)
+        token = site.person("priya.shah@example.org", "headteachers")
+        ledger = site.config.resolve(Path(str(site.config.ledger)))
+        ledger.write_bytes(b"this is not a ledger" * 100)
+        for answer in (site.request("GET", f"/u/{token}"), site.one_click(token)):
+            assert answer.status == 503
+            assert "Nothing was changed" in answer.text
     said = [r.getMessage() for r in caplog.records]
     assert any("ledger" in m and "cannot be read" in m for m in said), said
     assert not [m for m in said if token in m]

@@ -80,6 +80,14 @@ def wait_for(what: str, check: Any, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
+def send_argv(workspace: Path, issue: str, workers: int | None) -> list[str]:
+    """``newsletter send ISSUE -l crowd --transport smtp [--workers N] --yes`` as a process."""
+    more = ["--workers", str(workers)] if workers else []
+    return subprocess_argv(
+        workspace, "send", issue, "-l", "crowd", "--transport", "smtp", *more, "--yes"
+    )
+
+
 def workers_of(store: Store) -> list[tuple[Any, ...]]:
     """(id, host, pid, connections, state, sent, unknown) of each worker."""
     if not store.exists():
@@ -146,20 +154,7 @@ def test_three_workers_one_killed_mid_send_lose_nobody_and_duplicate_at_most_its
     with aiosmtpd(handler) as port:
         use_smtp(shared, port, connections=CONNECTIONS)
         started = time.monotonic()
-        coordinator = Proc(
-            subprocess_argv(
-                shared,
-                "send",
-                issue,
-                "-l",
-                "crowd",
-                "--transport",
-                "smtp",
-                "--workers",
-                "3",
-                "--yes",
-            )
-        )
+        coordinator = Proc(send_argv(shared, issue, 3))
         try:
             wait_for("three workers", lambda: len(workers_of(store)) == 3)
             wait_for("a tenth of the messages", lambda: len(handler.messages) >= n // 10)
@@ -202,20 +197,7 @@ def test_a_second_workspace_on_the_same_database_joins_the_send_nobody_twice(
     with aiosmtpd(handler) as port:
         for ws in (shared, other):
             use_smtp(ws, port, connections=CONNECTIONS)
-        coordinator = Proc(
-            subprocess_argv(
-                shared,
-                "send",
-                issue,
-                "-l",
-                "crowd",
-                "--transport",
-                "smtp",
-                "--workers",
-                "1",
-                "--yes",
-            )
-        )
+        coordinator = Proc(send_argv(shared, issue, 1))
         try:
             wait_for("the first worker", lambda: len(workers_of(store)) == 1)
             refused = run(other, "send", issue, "-l", "crowd", "--transport", "smtp", "--yes")
@@ -252,23 +234,8 @@ def test_two_workspaces_send_different_issues_at_the_same_time(
     with aiosmtpd(handler) as port:
         for ws in (shared, other):
             use_smtp(ws, port, connections=CONNECTIONS)
-        a = Proc(
-            subprocess_argv(
-                shared,
-                "send",
-                first,
-                "-l",
-                "crowd",
-                "--transport",
-                "smtp",
-                "--workers",
-                "2",
-                "--yes",
-            )
-        )
-        b = Proc(
-            subprocess_argv(other, "send", second, "-l", "crowd", "--transport", "smtp", "--yes")
-        )
+        a = Proc(send_argv(shared, first, 2))
+        b = Proc(send_argv(other, second, None))
         try:
             results = [a.wait(timeout=300), b.wait(timeout=300)]
         finally:
@@ -285,6 +252,18 @@ def test_two_workspaces_send_different_issues_at_the_same_time(
     ) == [("first", 150), ("second", 150)]
 
 
+class TimedRecorder(Recorder):
+    """The recording server, noting when each message arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamps: list[float] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.stamps.append(time.monotonic())
+        return await super().handle_DATA(server, session, envelope)
+
+
 def test_the_relays_pace_and_daily_quota_are_shared_by_all_workers(
     shared: Path, pg_url: str
 ) -> None:
@@ -293,30 +272,12 @@ def test_the_relays_pace_and_daily_quota_are_shared_by_all_workers(
     emails = people(shared, 80, "crowd")
     issue = write_issue(shared, "note.yaml", title="Note", date="2025-03-02")
     store = Store("postgresql", shared / "ledger.sqlite", pg_url)
-    handler = Recorder()
-    stamps: list[float] = []
-    handle = handler.handle_DATA
-
-    async def timed(*args: Any) -> str:
-        stamps.append(time.monotonic())
-        return await handle(*args)
-
-    handler.handle_DATA = timed  # type: ignore[method-assign]
+    handler = TimedRecorder()
+    stamps = handler.stamps
     with aiosmtpd(handler) as port:
         use_smtp(shared, port, connections=CONNECTIONS, rate=20, per_day=50)
         result = subprocess.run(
-            subprocess_argv(
-                shared,
-                "send",
-                issue,
-                "-l",
-                "crowd",
-                "--transport",
-                "smtp",
-                "--workers",
-                "2",
-                "--yes",
-            ),
+            send_argv(shared, issue, 2),
             env=ENV,
             capture_output=True,
             text=True,

@@ -46,7 +46,7 @@ from ..transports.smtp.ratelimit import RateLimiter
 from ..workspace import Workspace
 from .eligibility import Eligibility
 from .plan import plan_send
-from .quota import DailyQuota, Halt
+from .quota import DailyQuota, Halt, _Counts
 from .session import (
     PreflightError,
     SendReport,
@@ -112,12 +112,13 @@ class SharedQuota(DailyQuota):
     def _since(self) -> str:
         return stamp(self.clock.now() - DAY)
 
-    def open(self, ledger: object, halt: threading.Event) -> bool:  # noqa: ARG002 (its own)
-        used = self._ledger.quota_used(self.relay, self._since())
+    def open(self, ledger: _Counts, halt: threading.Event) -> bool:
+        """As for one sender, less what the others have taken and not yet recorded."""
+        super().open(ledger, halt)
+        taken = self._ledger.quota_used(self.relay, self._since()) - len(self._sent(ledger))
         with self._lock:
-            self.left = self.per_day - used
+            self.left -= max(taken, 0)
             self.reached = self.left <= 0
-            self._halt = halt
         return not self.reached
 
     def take(self) -> bool:
