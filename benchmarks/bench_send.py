@@ -1,30 +1,51 @@
-"""End-to-end send speed: ``newsletter send`` against smtp-source and mailmerge.
+"""End-to-end send speed: ``newsletter send`` against smtp-source, into two receivers.
 
-The Speed section of issue 5, measured in one run. A temporary workspace (the
-repository's newsletter.toml, templates/ and newsletters/, plus generated
-lists of N fictional people) is planned once with ``plan_send``, then, against
-a fresh Postfix ``smtp-sink`` on 127.0.0.1 for every measurement (its counter
-says how many messages arrived):
+Issue 16's measurements, in one run. A temporary workspace (the repository's
+newsletter.toml, templates/ and newsletters/, plus generated lists of N
+fictional people) is planned once with ``plan_send``. Each measurement then
+sends everyone, over C connections, into a receiver of its own started for it:
 
-* ``ours_ledger_on``: ``sender.send.send`` as the CLI calls it: the ledger
-  snapshot (SqliteLedger in the temp folder, a new file each round), then
-  delivery, each message marked ``sending`` and ``sent``. [smtp] is 4
-  connections, ``rate = 0`` (no per-second limit), security none, no login;
-  the transport is built by ``from_config`` from the workspace's config.
-* ``ours_ledger_off``: the same transport fed the same messages (rendered
-  lazily in the generator, as ``send`` does) with no ledger at all.
-* ``smtp_source``: Postfix's ``smtp-source -d -s 4``, the same count, the mean
-  size of our messages, into the same kind of sink: the ceiling.
-* ``mailmerge``: the ``mailmerge`` CLI (pip, installed on first use into a
-  throwaway venv in ~/.cache/newsletter-bench/mm-venv), a multipart
-  template built from the same issue, ``--mailmerge-n`` people (it is slow).
+* ``sink``: Postfix's ``smtp-sink`` on 127.0.0.1, which answers and keeps nothing;
+* ``postfix``: a throwaway Postfix (``durable_postfix.py``) that writes each
+  message to its queue with an fsync before it answers, then discards it, as
+  a real mail server keeps what it takes: the fair anchor for a sender that
+  keeps a durable record.
 
-Rounds interleave the four (each round in a rotated order) and medians are
-reported, because the machine is shared. Targets: ours at least 0.7x
-smtp-source, the ledger costing under 10%, ours at least 10x mailmerge.
-Run by hand from the repository:
+The designs, each counted by what arrived:
 
-    .venv/bin/python benchmarks/bench_send.py [-n 10000] [--repeat 3]
+* ``smtp_source``: Postfix's ``smtp-source -d -s C``, the same count, the mean
+  size of our messages: the anchor;
+* ``ours_group_commit``: ``sender.send.send`` as the CLI calls it (snapshot,
+  then each message marked ``sending`` before it goes and its answer recorded,
+  ``synchronous=FULL``), the ledger's marks from all connections riding
+  shared commits: what ships;
+* ``ours_per_message``: the same, with each mark its own FULL commit, the
+  connections taking turns (the ledger before group commit, for comparison);
+* ``ours_ledger_off``: the same transport fed the same messages (made lazily,
+  as ``send`` does) with no ledger at all.
+
+The transport is the one ``newsletter send`` builds from the workspace's
+config: [smtp] with C connections, ``rate = 0``, no TLS, no login. The
+workspace sends without private unsubscribe tokens (the repository's
+[unsubscribe] and bounce address are left out), so that all four send the same
+messages and the ledger's cost is the ledger's alone.
+
+With ``--eml``, the ``.eml`` outbox too, into a folder on this disk: ``ours_eml``
+(``send`` as ``--transport eml`` runs it, ledger and all), its transport fed the
+same messages with no ledger, and a plain Python loop writing the same files
+(same names and bytes, temporary file then rename, mode 0600).
+
+Rounds interleave every (receiver, connections, design) in a rotated order,
+and medians (with their range) are reported, because the machine is shared.
+Targets (issue 16), with the ledger: at least 0.85x smtp-source into the
+durable Postfix and 0.6x into smtp-sink; also ours at least 10x mailmerge.
+``mailmerge`` (the CLI, installed on first use into a throwaway venv in
+~/.cache/newsletter-bench/mm-venv) sends ``--mailmerge-n`` people into a sink
+over its one connection, once per round. Run by hand from the repository, as
+root for the durable Postfix (``--receivers sink`` alone otherwise):
+
+    .venv/bin/python benchmarks/bench_send.py [-n 10000] [--repeat 3] [--connections 4,8,16]
+        [--receivers sink,postfix] [--eml]
 """
 
 from __future__ import annotations
@@ -41,19 +62,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
 from bench_smtp import Sink  # noqa: E402  (smtp-sink on a free port, counting)
+from durable_postfix import DurablePostfix, available  # noqa: E402
 
-from sender.ledger import Eligible, Planned, Snapshot, SqliteLedger  # noqa: E402
+from sender.ledger import Snapshot, SqliteLedger  # noqa: E402
+from sender.ledger.sqlite import now  # noqa: E402
 from sender.send import SendPlan, plan_send, send  # noqa: E402
+from sender.send.target import target  # noqa: E402
 from sender.transports import Job, Outcome  # noqa: E402
+from sender.transports.eml import EmlOutbox  # noqa: E402
 from sender.transports.smtp import SmtpTransport, from_config  # noqa: E402
 from sender.workspace import Workspace  # noqa: E402
 
@@ -73,18 +99,20 @@ rate = 0
 timeout = 30
 """
 MM_CACHE = Path.home() / ".cache" / "newsletter-bench" / "mm-venv"
+DESIGNS = ("smtp_source", "ours_group_commit", "ours_per_message", "ours_ledger_off")
 
 
 # ---------------------------------------------------------------------------
 # The workspace
 
 
-def make_workspace(root: Path, n: int) -> Path:
-    """A copy of the repository's workspace files with generated lists of n people."""
+def make_workspace(root: Path, n: int, source: Path = REPO) -> Path:
+    """A copy of the repository's workspace files (or ``source``'s, a checkout of
+    another commit) with generated lists of n people."""
     ws = root / "workspace"
-    ws.mkdir()
-    shutil.copytree(REPO / "templates", ws / "templates")
-    shutil.copytree(REPO / "newsletters", ws / "newsletters")
+    ws.mkdir(parents=True)
+    shutil.copytree(source / "templates", ws / "templates")
+    shutil.copytree(source / "newsletters", ws / "newsletters")
     (ws / "recipients").mkdir()
     for name, step in LISTS:
         with open(ws / "recipients" / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
@@ -95,21 +123,24 @@ def make_workspace(root: Path, n: int) -> Path:
                 out.writerow(
                     [f"person{i}@staff.example.net", first, f"{first} {last}", f"Team {i % 17}"]
                 )
-    set_port(ws, 25, 4)
+    set_port(ws, 25, 4, source)
     return ws
 
 
-def set_port(ws: Path, port: int, connections: int) -> None:
-    """newsletter.toml: the repository's, its [smtp] replaced by the sink's."""
-    toml = (REPO / "newsletter.toml").read_text(encoding="utf-8")
+def set_port(ws: Path, port: int, connections: int, source: Path = REPO) -> None:
+    """newsletter.toml: the repository's (or ``source``'s), its [smtp] replaced by the
+    receiver's. Without private tokens: no bounce address, no [unsubscribe] table."""
+    toml = (source / "newsletter.toml").read_text(encoding="utf-8")
     head = toml.split("\n[smtp]", 1)[0]
     head = re.sub(r'(?m)^transport = "eml"', 'transport = "smtp"', head)
+    head = re.sub(r"(?m)^bounce_address = .*\n", "", head)
+    head = re.sub(r"(?s)\n\[unsubscribe\]\n.*?(?=\n\[|\Z)", "\n", head)
     smtp = SMTP_SECTION.format(port=port, connections=connections)
     (ws / "newsletter.toml").write_text(head + "\n" + smtp, encoding="utf-8")
 
 
 def transport_for(ws_dir: Path, port: int, connections: int) -> tuple[Workspace, SmtpTransport]:
-    """The transport ``newsletter send`` would build for this workspace and sink."""
+    """The transport ``newsletter send`` would build for this workspace and receiver."""
     set_port(ws_dir, port, connections)
     ws = Workspace.open(ws_dir)
     return ws, from_config(ws.config.smtp)
@@ -119,7 +150,7 @@ def lazy_jobs(plan: SendPlan, ws: Workspace) -> Iterator[Job]:
     """The messages ``send`` makes, in the same way (lazily, per person)."""
     templates = plan.templates(ws)
     for r in plan.recipients:
-        template = templates[frozenset(r.lists)]
+        template = templates[r.audiences]
         yield Job(template.envelope(r), template.render(r), key=r.email)
 
 
@@ -130,7 +161,24 @@ def mean_size(plan: SendPlan, ws: Workspace, sample: int = 500) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Measurements: each returns messages a second against its own fresh sink
+# Receivers: a fresh one for every measurement, each counting what it took
+
+
+class Receiver:
+    """``sink`` (smtp-sink) or ``postfix`` (the durable Postfix), started on a free port."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._sink = Sink() if kind == "sink" else None
+        self._postfix = DurablePostfix() if kind == "postfix" else None
+        self.port = (self._sink or self._postfix).port  # type: ignore[union-attr]
+
+    def stop(self, expected: int) -> int:
+        """Stop it; how many messages it took."""
+        if self._sink is not None:
+            return self._sink.stop()
+        assert self._postfix is not None
+        return self._postfix.stop(expected)
 
 
 @dataclass
@@ -138,29 +186,41 @@ class Result:
     rate: float
     arrived: int
     expected: int
-    warning: str = ""  # something went wrong (not every message sent)
+    warning: str = ""  # something went wrong (not every message arrived)
     info: str = ""
 
 
-def against_sink(expected: int, run: Callable[[int], tuple[str, str]]) -> Result:
-    """Time ``run(port)`` against a fresh smtp-sink; count what arrived.
+def against(kind: str, expected: int, run: Callable[[int], tuple[str, str]]) -> Result:
+    """Time ``run(port)`` against a fresh receiver of ``kind``; count what arrived.
 
-    ``run`` returns (warning, info), either possibly empty.
-    """
-    sink = Sink()
+    ``run`` returns (warning, info), either possibly empty."""
+    receiver = Receiver(kind)
     try:
         t0 = time.perf_counter()
-        warning, info = run(sink.port)
+        warning, info = run(receiver.port)
         wall = time.perf_counter() - t0
     finally:
-        arrived = sink.stop()
+        arrived = receiver.stop(expected)
     if arrived != expected:
-        warning = f"sink counted {arrived} of {expected} {warning}".strip()
+        warning = f"{kind} counted {arrived} of {expected} {warning}".strip()
     return Result(expected / wall, arrived, expected, warning, info)
 
 
+# ---------------------------------------------------------------------------
+# The ledgers
+
+
+class OneCommitPerMark(SqliteLedger):
+    """The ledger as it was before group commit: each ``sending`` mark its own FULL
+    commit (with the answers waiting), the connections taking turns for it."""
+
+    def mark_sending(self, issue: str, email: str, send_id: int) -> bool:
+        with self._lock:
+            return self._commit_answers([(send_id, now(), issue, email, send_id)])[0]
+
+
 class TimedLedger(SqliteLedger):
-    """SqliteLedger adding up the seconds spent in each method (lock waits included).
+    """SqliteLedger adding up the seconds spent in each method (waits included).
 
     Times summed over the worker threads: with 4 connections, seconds in
     mark_sending + mark_done can exceed the wall time.
@@ -169,24 +229,33 @@ class TimedLedger(SqliteLedger):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.seconds: dict[str, float] = {}
+        self.commits = self.marks = 0  # group commits holding marks, and the marks in them
         self._tlock = threading.Lock()
+
+    def _commit_answers(self, marks: Sequence[tuple[object, ...]] = ()) -> list[bool]:
+        if marks:
+            self.commits += 1  # under the ledger's lock
+            self.marks += len(marks)
+        return super()._commit_answers(marks)
 
     def _timed(self, name: str, t0: float) -> None:
         dt = time.perf_counter() - t0
         with self._tlock:
             self.seconds[name] = self.seconds.get(name, 0.0) + dt
 
-    def snapshot(self, issue: str, people: Iterable[Planned], eligible: Eligible) -> Snapshot:
+    def snapshot(self, *args: Any, **kwargs: Any) -> Snapshot:
         t0 = time.perf_counter()
         try:
-            return super().snapshot(issue, people, eligible)
+            return super().snapshot(*args, **kwargs)
         finally:
             self._timed("snapshot", t0)
 
-    def mark_sending(self, issue: str, email: str, send_id: int) -> None:
+    def mark_sending(self, issue: str, email: str, send_id: int) -> bool:
         t0 = time.perf_counter()
-        super().mark_sending(issue, email, send_id)
-        self._timed("mark_sending", t0)
+        try:
+            return super().mark_sending(issue, email, send_id)
+        finally:
+            self._timed("mark_sending", t0)
 
     def mark_done(self, issue: str, email: str, outcome: Outcome) -> None:
         t0 = time.perf_counter()
@@ -194,17 +263,29 @@ class TimedLedger(SqliteLedger):
         self._timed("mark_done", t0)
 
 
+LEDGERS: dict[str, Callable[[Path], SqliteLedger]] = {
+    "ours_group_commit": SqliteLedger,
+    "ours_per_message": OneCommitPerMark,
+    "timed": TimedLedger,
+}
+
+
+# ---------------------------------------------------------------------------
+# Measurements: each returns messages a second into its own fresh receiver
+
+
 def ours_ledger_on(
-    ws_dir: Path, plan: SendPlan, folder: Path, connections: int, timed: bool = False
+    kind: str, ws_dir: Path, plan: SendPlan, folder: Path, connections: int, ledger_kind: str
 ) -> Result:
     n = len(plan.recipients)
 
     def run(port: int) -> tuple[str, str]:
         ws, transport = transport_for(ws_dir, port, connections)
         path = folder / f"ledger-{time.monotonic_ns()}.sqlite"
-        ledger = TimedLedger(path) if timed else SqliteLedger(path)
+        ledger = LEDGERS[ledger_kind](path)
         try:
-            report = send(plan, ws, transport, ledger=ledger, archive=False)
+            where = target(ws, plan, "smtp")
+            report = send(plan, ws, transport, where, ledger=ledger, archive=False)
         finally:
             ledger.close()
         for suffix in ("", "-wal", "-shm"):
@@ -212,12 +293,14 @@ def ours_ledger_on(
         info = ""
         if isinstance(ledger, TimedLedger):
             info = " ".join(f"ledger_{k}_s={v:.2f}" for k, v in ledger.seconds.items())
+            info += f" commits={ledger.commits} marks_per_commit="
+            info += f"{ledger.marks / max(ledger.commits, 1):.2f}"
         return _tally(report.outcomes, n), info
 
-    return against_sink(n, run)
+    return against(kind, n, run)
 
 
-def ours_ledger_off(ws_dir: Path, plan: SendPlan, connections: int) -> Result:
+def ours_ledger_off(kind: str, ws_dir: Path, plan: SendPlan, connections: int) -> Result:
     n = len(plan.recipients)
 
     def run(port: int) -> tuple[str, str]:
@@ -240,14 +323,14 @@ def ours_ledger_off(ws_dir: Path, plan: SendPlan, connections: int) -> Result:
             transport.close()
         return _tally(outcomes, n), ""
 
-    return against_sink(n, run)
+    return against(kind, n, run)
 
 
 def _tally(outcomes: dict[str, int], n: int) -> str:
     return "" if outcomes.get("sent") == n else f"outcomes {outcomes}"
 
 
-def smtp_source(n: int, size: int, connections: int) -> Result:
+def smtp_source(kind: str, n: int, size: int, connections: int) -> Result:
     path = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 
     def run(port: int) -> tuple[str, str]:
@@ -260,11 +343,79 @@ def smtp_source(n: int, size: int, connections: int) -> Result:
             ],
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=900,
         )
         return _failed(proc), ""
 
-    return against_sink(n, run)
+    return against(kind, n, run)
+
+
+# ---------------------------------------------------------------------------
+# The .eml outbox: ours, its transport alone, and a plain loop writing the same files
+
+
+def eml_ours(ws_dir: Path, plan: SendPlan, folder: Path) -> float:
+    """``send`` into the outbox, as ``newsletter send --transport eml`` (ledger and all)."""
+    ws = Workspace.open(ws_dir)
+    out, path = folder / "outbox", folder / "ledger-eml.sqlite"
+    ledger = SqliteLedger(path)
+    try:
+        t0 = time.perf_counter()
+        send(plan, ws, EmlOutbox(out), target(ws, plan, "eml"), ledger=ledger, archive=False)
+        took = time.perf_counter() - t0
+    finally:
+        ledger.close()
+    return len(plan.recipients) / took
+
+
+def eml_transport(ws_dir: Path, plan: SendPlan, folder: Path) -> float:
+    """The outbox transport fed the same messages, with no ledger."""
+    ws = Workspace.open(ws_dir)
+    t0 = time.perf_counter()
+    EmlOutbox(folder / "outbox").send_all(
+        lazy_jobs(plan, ws),
+        on_start=lambda _job: True,
+        on_done=lambda _job, _outcome: None,
+        stop=threading.Event(),
+    )
+    return len(plan.recipients) / (time.perf_counter() - t0)
+
+
+def eml_plain(ws_dir: Path, plan: SendPlan, folder: Path) -> float:
+    """A plain Python loop writing the same files: the same names, bytes and mode."""
+    ws = Workspace.open(ws_dir)
+    names = EmlOutbox(folder / "outbox")
+    (folder / "outbox").mkdir(mode=0o700)
+    t0 = time.perf_counter()
+    for job in lazy_jobs(plan, ws):
+        path = names.path_for(job.envelope.recipient)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(job.data)
+        os.replace(tmp, path)
+    return len(plan.recipients) / (time.perf_counter() - t0)
+
+
+EML = {"ours_eml": eml_ours, "eml_transport_no_ledger": eml_transport, "plain_loop": eml_plain}
+
+
+def eml_rounds(ws_dir: Path, plan: SendPlan, root: Path, repeat: int) -> None:
+    """The three, interleaved, each into a new folder (deleted after), medians."""
+    rates: dict[str, list[float]] = {name: [] for name in EML}
+    names = list(EML)
+    for r in range(repeat):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            folder = root / f"eml-{name}-{r}"
+            folder.mkdir()
+            try:
+                rates[name].append(EML[name](ws_dir, plan, folder))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            print(f"round={r + 1} eml {name}_msgs_per_s={rates[name][-1]:.0f}", flush=True)
+    plain = statistics.median(rates["plain_loop"])
+    print("--- the .eml outbox (msgs/s, range over the rounds)")
+    for name, got in rates.items():
+        print(f"eml {name}={spread(got)} ratio_to_plain_loop={statistics.median(got) / plain:.2f}x")
 
 
 # ---------------------------------------------------------------------------
@@ -368,7 +519,7 @@ def mailmerge(exe: Path, folder: Path, n: int) -> Result:
         )
         return _failed(proc), ""
 
-    return against_sink(n, run)
+    return against("sink", n, run)
 
 
 # ---------------------------------------------------------------------------
@@ -380,19 +531,67 @@ def loadavg() -> str:
     return "n/a"
 
 
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+
+def report(results: dict[tuple[str, int, str], list[float]], receivers: list[str]) -> None:
+    """Medians, each ratio and the ledger's cost, then the same as a Markdown table."""
+    med = {key: statistics.median(v) for key, v in results.items() if v}
+    print("--- medians (msgs/s, range over the rounds)")
+    rows = []
+    for conns in sorted({c for _, c, design in med if design in DESIGNS}):
+        for design in DESIGNS:
+            cells = [f"{conns}", design]
+            for kind in receivers:
+                got = results.get((kind, conns, design)) or []
+                if not got:
+                    cells += ["", ""]
+                    continue
+                anchor = med.get((kind, conns, "smtp_source"))
+                ratio = f"{med[(kind, conns, design)] / anchor:.2f}x" if anchor else ""
+                off = med.get((kind, conns, "ours_ledger_off"))
+                cost = ""
+                if design.startswith("ours_") and design != "ours_ledger_off" and off:
+                    cost = f", ledger cost {(1 - med[(kind, conns, design)] / off) * 100:.0f}%"
+                print(f"{kind} connections={conns} {design}={spread(got)} {ratio}{cost}")
+                cells += [spread(got), ratio + cost.replace(", ledger cost", "; cost")]
+            rows.append(cells)
+    print("--- as a table")
+    heads = ["connections", "design"]
+    for kind in receivers:
+        heads += [f"into {kind}: msgs/s", "ratio to smtp-source; ledger cost"]
+    print("| " + " | ".join(heads) + " |")
+    print("|" + "---|" * len(heads))
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=10_000, help="people (messages per send)")
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", default="4,8,16", help="comma-separated connection counts")
+    parser.add_argument(
+        "--receivers", default="sink,postfix", help="sink, postfix, both, or none (with --eml)"
+    )
+    parser.add_argument("--designs", default=",".join(DESIGNS), help="which designs to run")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians reported")
     parser.add_argument("--mailmerge-n", type=int, default=1000, help="messages for mailmerge")
     parser.add_argument("--no-mailmerge", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
-        "--no-breakdown", action="store_true", help="skip the extra run timing the ledger"
+        "--breakdown", action="store_true", help="extra runs timing the ledger's methods"
+    )
+    parser.add_argument(
+        "--eml", action="store_true", help="also the .eml outbox against a plain loop"
     )
     args = parser.parse_args()
-    conns = args.connections
+    counts = [int(c) for c in args.connections.split(",")]
+    receivers = [r for r in args.receivers.split(",") if r != "none"]
+    designs = [d for d in DESIGNS if d in args.designs.split(",")]
+    if "postfix" in receivers and (why := available()):
+        print(f"receiver postfix skipped: {why}")
+        receivers.remove("postfix")
 
     root = Path(tempfile.mkdtemp(prefix="bench-send-"))
     try:
@@ -405,53 +604,65 @@ def main() -> None:
         size = mean_size(plan, ws)
         print(
             f"n={n} variants={len(plan.variants)} mean_message_bytes={size} "
-            f"connections={conns} repeat={args.repeat} cpus={os.cpu_count()} plan_s={plan_s:.2f}"
+            f"connections={counts} receivers={receivers} repeat={args.repeat} "
+            f"cpus={os.cpu_count()} plan_s={plan_s:.2f}"
         )
         print(f"loadavg_before={loadavg()}", flush=True)
 
-        runs: dict[str, Callable[[], Result]] = {
-            "smtp_source": lambda: smtp_source(n, size, conns),
-            "ours_ledger_on": lambda: ours_ledger_on(ws_dir, plan, root, conns),
-            "ours_ledger_off": lambda: ours_ledger_off(ws_dir, plan, conns),
+        def measure(kind: str, conns: int, design: str) -> Callable[[], Result]:
+            if design == "smtp_source":
+                return lambda: smtp_source(kind, n, size, conns)
+            if design == "ours_ledger_off":
+                return lambda: ours_ledger_off(kind, ws_dir, plan, conns)
+            return lambda: ours_ledger_on(kind, ws_dir, plan, root, conns, design)
+
+        runs: dict[tuple[str, int, str], Callable[[], Result]] = {
+            (kind, conns, design): measure(kind, conns, design)
+            for conns in counts
+            for kind in receivers
+            for design in designs
         }
         exe = None if args.no_mailmerge else mailmerge_exe()
-        if exe is not None:
+        if exe is not None and "sink" in receivers:
             mm_n = min(args.mailmerge_n, n)
             mm_folder = mailmerge_folder(root, plan, mm_n, size)
             print(f"mailmerge_n={mm_n} mailmerge_message_bytes~{mailmerge_size(exe, mm_folder)}")
-            runs["mailmerge"] = lambda: mailmerge(exe, mm_folder, mm_n)
-        elif args.no_mailmerge:
-            print("mailmerge=skipped (--no-mailmerge)")
+            runs[("sink", 1, "mailmerge")] = lambda: mailmerge(exe, mm_folder, mm_n)
 
-        results: dict[str, list[float]] = {name: [] for name in runs}
-        names = list(runs)
+        results: dict[tuple[str, int, str], list[float]] = {key: [] for key in runs}
+        keys = list(runs)
         for r in range(args.repeat):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                res = runs[name]()
-                results[name].append(res.rate)
+            shift = (r * len(keys)) // max(args.repeat, 1)
+            for key in keys[shift:] + keys[:shift]:
+                res = runs[key]()
+                results[key].append(res.rate)
                 warn = f" WARNING: {res.warning}" if res.warning else ""
+                kind, conns, design = key
                 print(
-                    f"round={r + 1} {name}_msgs_per_s={res.rate:.0f} loadavg={loadavg()}{warn}",
+                    f"round={r + 1} {kind} connections={conns} {design}_msgs_per_s="
+                    f"{res.rate:.0f} loadavg={loadavg()}{warn}",
                     flush=True,
                 )
-        if not args.no_breakdown:
-            # Not counted above: the ledger's share, method by method.
-            res = ours_ledger_on(ws_dir, plan, root, conns, timed=True)
-            warn = f" WARNING: {res.warning}" if res.warning else ""
-            print(f"breakdown ours_ledger_on_msgs_per_s={res.rate:.0f} {res.info}{warn}")
+        for kind in receivers if args.breakdown else []:
+            for conns in counts:
+                # Not counted above: the ledger's share, method by method, and how many
+                # marks each group commit held.
+                res = ours_ledger_on(kind, ws_dir, plan, root, conns, "timed")
+                warn = f" WARNING: {res.warning}" if res.warning else ""
+                print(
+                    f"breakdown {kind} connections={conns} msgs_per_s={res.rate:.0f} "
+                    f"{res.info}{warn}",
+                    flush=True,
+                )
 
-        med = {name: statistics.median(v) for name, v in results.items() if v}
-        print("--- medians")
-        for name, rate in med.items():
-            lo, hi = min(results[name]), max(results[name])
-            print(f"{name}_msgs_per_s={rate:.0f} (range {lo:.0f}-{hi:.0f})")
-        on, off = med["ours_ledger_on"], med["ours_ledger_off"]
-        print(f"ledger_cost={(1 - on / off) * 100:.1f}% (target < 10%)")
-        print(f"ratio_vs_smtp_source={on / med['smtp_source']:.2f}x (target >= 0.7x)")
-        print(f"ratio_vs_smtp_source_ledger_off={off / med['smtp_source']:.2f}x")
-        if "mailmerge" in med:
-            print(f"ratio_vs_mailmerge={on / med['mailmerge']:.1f}x (target >= 10x)")
+        report(results, receivers)
+        if args.eml:
+            eml_rounds(ws_dir, plan, root, args.repeat)
+        mm = results.get(("sink", 1, "mailmerge"))
+        ours = [results.get((kind, c, "ours_group_commit")) for kind in ("sink",) for c in counts]
+        if mm and ours and ours[0]:
+            ratio = statistics.median(ours[0]) / statistics.median(mm)
+            print(f"mailmerge_msgs_per_s={spread(mm)} ratio_vs_mailmerge={ratio:.1f}x (>= 10x)")
         print(f"loadavg_after={loadavg()}")
     finally:
         if args.keep:
