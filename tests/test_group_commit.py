@@ -83,7 +83,7 @@ class Connections:
             except BaseException as exc:
                 self.results[email] = exc
 
-        thread = threading.Thread(target=run, name=f"mark {email}")
+        thread = threading.Thread(target=run, name=f"mark {email}", daemon=True)
         self.threads.append(thread)
         thread.start()
 
@@ -105,7 +105,9 @@ def gathered(ledger: SqliteLedger, send_id: int, emails: list[str]) -> Iterator[
         yield Planned("someone@example.org", "a", "<someone.x@example.org>")
         go.wait(60)
 
-    busy = threading.Thread(target=ledger.snapshot, args=("other", slowly(), Eligibility()))
+    busy = threading.Thread(
+        target=ledger.snapshot, args=("other", slowly(), Eligibility()), daemon=True
+    )
     busy.start()
     connections = Connections(ledger, send_id)
     try:
@@ -193,7 +195,7 @@ def test_each_connections_last_answer_is_on_disk_when_its_next_mark_returns(
         finally:
             reader.close()
 
-    threads = [threading.Thread(target=connection, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=connection, args=(n,), daemon=True) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -121,9 +121,9 @@ class SqliteLedger:
         self._answers: list[tuple[object, ...]] = []  # mark_done's, not yet committed
         # Its own lock: an answer is noted without waiting for another thread's fsync.
         self._answers_lock = threading.Lock()
-        # mark_sending's, waiting for the next group commit; one thread leads it at a time.
+        # mark_sending's, waiting for the next group commit (under the answers' lock);
+        # one thread leads a commit at a time.
         self._marks: list[_Mark] = []
-        self._committed = threading.Condition(self._answers_lock)
         self._leading = False
         self._heartbeat: _Heartbeat | None = None
         self._heartbeat_every = 5.0
@@ -446,12 +446,13 @@ class SqliteLedger:
         their message must not go. Returns once the mark is on disk, in the
         first group commit that starts after it was made."""
         mark = _Mark((send_id, now(), issue, email, send_id))
-        with self._committed:
+        with self._answers_lock:
             self._marks.append(mark)
-            while self._leading and not mark.done:
-                self._committed.wait()
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            mark.woken.wait()  # committed, or asked to lead the next commit
             lead = not mark.done
-            self._leading = self._leading or lead
         if lead:
             self._lead()
         if mark.error is not None:
@@ -463,25 +464,29 @@ class SqliteLedger:
 
         The marks are taken under the database lock, and the answers after
         them: an answer given before a connection's next mark is in that
-        mark's commit or in one that ended before it began."""
+        mark's commit or in one that ended before it began. Only the
+        connections in the commit are woken, and one that waits, to lead the next."""
         marks: list[_Mark] = []
         error: BaseException | None = None
         claimed: list[bool] = []
         try:
             with self._lock:
-                with self._committed:
+                with self._answers_lock:
                     marks, self._marks = self._marks, []
                 claimed = self._commit_answers([m.args for m in marks])
         except BaseException as exc:  # every connection in this commit stops with it
             error = exc
         finally:
-            with self._committed:
+            with self._answers_lock:
                 for i, m in enumerate(marks):
                     m.claimed = claimed[i] if error is None else False
                     m.error = error
                     m.done = True
-                self._leading = False
-                self._committed.notify_all()
+                    m.woken.set()
+                if self._marks:
+                    self._marks[0].woken.set()  # it leads the next commit
+                else:
+                    self._leading = False
 
     def mark_done(self, issue: str, email: str, outcome: Outcome) -> None:
         with self._answers_lock:
@@ -727,13 +732,14 @@ class _Tally:
 class _Mark:
     """One connection's ``sending`` mark, waiting for the group commit that holds it."""
 
-    __slots__ = ("args", "claimed", "done", "error")
+    __slots__ = ("args", "claimed", "done", "error", "woken")
 
     def __init__(self, args: tuple[object, ...]) -> None:
         self.args = args
         self.claimed = False
         self.done = False
         self.error: BaseException | None = None
+        self.woken = threading.Event()
 
 
 class _Heartbeat:
