@@ -15,6 +15,9 @@ The designs, each counted by what arrived:
 
 * ``smtp_source``: Postfix's ``smtp-source -d -s C``, the same count, the mean
   size of our messages: the anchor;
+* ``smtp_source_same_bytes``: the same with ``-F``, sending one of our messages
+  (the one nearest the mean size) as it is, so the receiver parses the same
+  MIME for both (measured: within the spread of the generated body's rate);
 * ``ours_group_commit``: ``sender.send.send`` as the CLI calls it (snapshot,
   then each message marked ``sending`` before it goes and its answer recorded,
   ``synchronous=FULL``), the ledger's marks from all connections riding
@@ -99,7 +102,13 @@ rate = 0
 timeout = 30
 """
 MM_CACHE = Path.home() / ".cache" / "newsletter-bench" / "mm-venv"
-DESIGNS = ("smtp_source", "ours_group_commit", "ours_per_message", "ours_ledger_off")
+DESIGNS = (
+    "smtp_source",
+    "smtp_source_same_bytes",
+    "ours_group_commit",
+    "ours_per_message",
+    "ours_ledger_off",
+)
 
 
 # ---------------------------------------------------------------------------
@@ -152,6 +161,14 @@ def lazy_jobs(plan: SendPlan, ws: Workspace) -> Iterator[Job]:
     for r in plan.recipients:
         template = templates[r.audiences]
         yield Job(template.envelope(r), template.render(r), key=r.email)
+
+
+def typical_message(plan: SendPlan, ws: Workspace, path: Path, size: int) -> Path:
+    """One of our messages, the one nearest the mean size, written for ``smtp-source -F``
+    (lines ending in LF: it ends each with CRLF and dot-stuffs them itself)."""
+    data = min((job.data for job in lazy_jobs(plan, ws)), key=lambda d: abs(len(d) - size))
+    path.write_bytes(data.replace(b"\r\n", b"\n"))
+    return path
 
 
 def mean_size(plan: SendPlan, ws: Workspace, sample: int = 500) -> int:
@@ -330,14 +347,18 @@ def _tally(outcomes: dict[str, int], n: int) -> str:
     return "" if outcomes.get("sent") == n else f"outcomes {outcomes}"
 
 
-def smtp_source(kind: str, n: int, size: int, connections: int) -> Result:
+def smtp_source(
+    kind: str, n: int, size: int, connections: int, message: Path | None = None
+) -> Result:
+    """smtp-source: a generated body of ``size`` bytes, or ``message`` (one of ours) as it is."""
     path = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    body = ("-F", str(message)) if message else ("-l", str(size))
 
     def run(port: int) -> tuple[str, str]:
         proc = subprocess.run(
             [
                 path,
-                *("-s", str(connections), "-m", str(n), "-l", str(size), "-d"),
+                *("-s", str(connections), "-m", str(n), *body, "-d"),
                 *("-f", "news@example.org", "-t", "person@example.net", "-M", "bench.example"),
                 f"127.0.0.1:{port}",
             ],
@@ -602,6 +623,7 @@ def main() -> None:
         plan_s = time.perf_counter() - t0
         n = len(plan.recipients)
         size = mean_size(plan, ws)
+        typical = typical_message(plan, ws, root / "typical.eml", size)
         print(
             f"n={n} variants={len(plan.variants)} mean_message_bytes={size} "
             f"connections={counts} receivers={receivers} repeat={args.repeat} "
@@ -612,6 +634,8 @@ def main() -> None:
         def measure(kind: str, conns: int, design: str) -> Callable[[], Result]:
             if design == "smtp_source":
                 return lambda: smtp_source(kind, n, size, conns)
+            if design == "smtp_source_same_bytes":
+                return lambda: smtp_source(kind, n, size, conns, typical)
             if design == "ours_ledger_off":
                 return lambda: ours_ledger_off(kind, ws_dir, plan, conns)
             return lambda: ours_ledger_on(kind, ws_dir, plan, root, conns, design)
