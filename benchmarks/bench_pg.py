@@ -100,7 +100,7 @@ print(min(x for x, _ in times), max(x for x, _ in times), sum(s == "sent" for _,
 """
 CLAIMS = """
 import sys, time
-from sender.ledger import PostgresLedger
+from sender.ledger.postgres import PostgresLedger
 from sender.transports import Outcome
 ledger = PostgresLedger(sys.argv[1]); run = int(sys.argv[2]); whole = sys.argv[3] == "whole"
 size = int(sys.argv[4])
@@ -268,7 +268,8 @@ def run_claims(n: int, workers: int, url: str, whole: bool) -> float:
     """People a second: claimed alone (``SELECT … FOR UPDATE SKIP LOCKED`` in batches of
     8, a worker's batch with 2 connections), or with each one's whole share of the ledger
     (claimed, marked sending, recorded sent, one thread: no commits overlapping)."""
-    from sender.ledger import Eligible, Planned, PostgresLedger
+    from sender.ledger import Eligible, Planned
+    from sender.ledger.postgres import PostgresLedger
 
     ledger = PostgresLedger(url)
     everyone: Eligible = lambda _state: True  # noqa: E731

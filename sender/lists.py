@@ -22,14 +22,17 @@ import codecs
 import csv
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .addresses import Addresses, EmailNotValidError
 from .problems import Problem, ProblemsError, Severities, Severity, did_you_mean
 from .recipient import Fields, Recipient, address_key, columns, display_name
+
+if TYPE_CHECKING:
+    from .ledger import Suppression
 
 SUPPRESSED = "suppressed"
 MAX_FIELD = 1000
@@ -661,3 +664,34 @@ def _merge(reports: Mapping[str, ListReport]) -> tuple[list[Recipient], int, lis
                 Recipient(base.email, display_name(filled), filled, named, tuple(rows))
             )
     return recipients, len(merged), conflicts
+
+
+def apply_suppressions(selection: Selection, suppressions: Sequence[Suppression]) -> int:
+    """Take out of ``selection`` the people suppressed in the ledger, from the lists each
+    suppression covers (an unsubscribe from one list keeps the others); counted in each
+    list's ``suppressed``. How many people are left out entirely."""
+    by_key: dict[str, list[Suppression]] = {}
+    for s in suppressions:
+        by_key.setdefault(s.email, []).append(s)
+    if not by_key:
+        return 0
+    kept: list[Recipient] = []
+    gone: dict[str, set[str]] = {}  # list -> address keys taken out of it
+    for r in selection.recipients:
+        key = address_key(r.email)
+        found = by_key.get(key)
+        if not found:
+            kept.append(r)
+            continue
+        lists = tuple(n for n in r.lists if not any(s.covers(n) for s in found))
+        for name in set(r.lists) - set(lists):
+            gone.setdefault(name, set()).add(key)
+        if lists:
+            kept.append(r if lists == r.lists else replace(r, lists=lists))
+    for name, keys in gone.items():
+        report = selection.reports[name]
+        report.recipients = [x for x in report.recipients if address_key(x.email) not in keys]
+        report.suppressed += len(keys)
+    dropped = len(selection.recipients) - len(kept)
+    selection.recipients[:] = kept
+    return dropped

@@ -44,6 +44,7 @@ from .pictures import Picture
 from .placeholders import PLACEHOLDER, Context, Placeholder, escape, find, split
 from .problems import Problem
 from .recipient import Recipient
+from .transports.base import Envelope
 from .variant import Variant
 
 __all__ = [
@@ -76,15 +77,6 @@ class MissingFieldError(ValueError):
             f"{email} has no value for '{field}', which is used without a default "
             f"(run check_fields before sending)"
         )
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """What SMTP needs besides the bytes: MAIL FROM, RCPT TO, and the id for the ledger."""
-
-    sender: str
-    recipient: str
-    message_id: str
 
 
 # ---------------------------------------------------------------------------

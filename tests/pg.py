@@ -243,7 +243,8 @@ class Store:
 
     def open(self, **kwargs: Any) -> Any:
         """A new connection to the ledger, as the program opens it."""
-        from sender.ledger import PostgresLedger, SqliteLedger
+        from sender.ledger import SqliteLedger
+        from sender.ledger.postgres import PostgresLedger
 
         if self.url is not None:
             return PostgresLedger(self.url, **kwargs)

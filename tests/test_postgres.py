@@ -13,7 +13,8 @@ import pytest
 from conftest import Cli
 
 from sender.config import load_config
-from sender.ledger import LedgerError, Planned, PostgresLedger, SqliteLedger, Suppression
+from sender.ledger import LedgerError, Planned, SqliteLedger, Suppression
+from sender.ledger.postgres import PostgresLedger
 from sender.problems import ProblemsError
 from sender.send import Eligibility
 from sender.transports import Outcome

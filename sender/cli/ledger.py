@@ -8,8 +8,8 @@ import click
 from rich.markup import escape
 
 from ..ledger import Database, LedgerError, ledger_path
+from ..ledger.location import is_database, shown
 from ..ledger.move import migrate_to
-from ..ledger.postgres import is_database, shown
 from ..ledger.repair import check, recover
 from ..workspace import Workspace
 from .common import InputError, console, open_workspace

@@ -7,9 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..ledger import read_ledger
-from ..lists import SUPPRESSED, Selection, list_names, select
+from ..lists import SUPPRESSED, Selection, apply_suppressions, list_names, select
 from ..problems import ProblemsError
-from ..send.plan import apply_suppressions
 from .common import InputError, console, count, print_table, show_problems, workspace_config
 
 SHOWN_CONFLICTS = 10

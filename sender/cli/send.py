@@ -25,7 +25,7 @@ from rich.progress import (
 from ..audiences import audience_key
 from ..clock import Clock, when_words
 from ..ledger import IssueHeld, LedgerError
-from ..ledger.postgres import is_database
+from ..ledger.location import is_database
 from ..problems import ProblemsError
 from ..send import (
     Eligibility,

@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..audiences import key_lists
-from ..config import Config
 from ..transports.base import DELIVERY_STATES, Outcome
 from .errors import IssueHeld, LedgerDamaged, LedgerError, LedgerFull, LedgerGone
-from .postgres import PostgresLedger, has_ledger, is_database, shown
+from .location import is_database, shown
 from .records import (
     Delivery,
     Eligible,
@@ -43,6 +42,9 @@ from .records import (
 )
 from .schema import REHEARSAL
 from .sqlite import SqliteLedger
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = [
     "REHEARSAL",
@@ -60,7 +62,6 @@ __all__ = [
     "LedgerGone",
     "LedgerReader",
     "Planned",
-    "PostgresLedger",
     "Scope",
     "SendRecord",
     "Snapshot",
@@ -180,6 +181,8 @@ class Database:
     def exists(self) -> bool:
         """Whether the ledger's tables are there yet (the first send makes them), so
         reading a database nothing was sent with makes nothing."""
+        from .postgres import has_ledger  # only for a database: psycopg and all
+
         return has_ledger(self.url, self.password_env)
 
     def __str__(self) -> str:
@@ -197,6 +200,8 @@ def open_ledger_at(config: Config) -> Ledger:
     """The workspace's ledger, opened (the caller closes it): a file, or a database."""
     where = ledger_path(config)
     if isinstance(where, Database):
+        from .postgres import PostgresLedger
+
         return PostgresLedger(where.url, password_env=config.ledger_password_env)
     return SqliteLedger(where)
 

@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..clock import Clock, stamp
 from ..transports.base import DELIVERY_STATES, Outcome
 from .errors import IssueHeld, LedgerError
+from .location import shown
 from .pg_schema import VERSION, TooNew, migrate
 from .records import (
     Delivery,
@@ -58,25 +58,9 @@ if TYPE_CHECKING:
     import psycopg
 
 PASSWORD_ENV = "NEWSLETTER_LEDGER_PASSWORD"
-SCHEMES = ("postgresql://", "postgres://")
 _Renew = Callable[[Planned, int], str]
 _Args = tuple[object, ...] | Callable[[], tuple[object, ...]]  # a heartbeat's, or made each beat
 _NOW = "extract(epoch from clock_timestamp())::float8"  # the database's clock, in seconds
-
-
-def is_database(location: object) -> bool:
-    """Whether a ``[send] ledger`` value names a PostgreSQL database rather than a file."""
-    return isinstance(location, str) and location.startswith(SCHEMES)
-
-
-def shown(url: str) -> str:
-    """The address as it may be printed: any password in it replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _psycopg() -> Any:

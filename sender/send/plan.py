@@ -8,18 +8,18 @@ any error stops the send before a single message is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from ..audiences import audience_key
 from ..issue import Issue
-from ..ledger import Suppression, read_ledger
+from ..ledger import read_ledger
 from ..lint import picture_problems, placeholder_problems
-from ..lists import Selection, select
+from ..lists import Selection, apply_suppressions, select
 from ..message import MessageTemplate, check_fields, send_date
 from ..problems import Problem, ProblemsError
-from ..recipient import Recipient, address_key
+from ..recipient import Recipient
 from ..variant import Variant
 from ..workspace import Workspace
 
@@ -104,34 +104,3 @@ def chosen(ws: Workspace, lists: Sequence[str]) -> Selection:
     with read_ledger(ws.config) as ledger:
         apply_suppressions(selection, ledger.suppressions())
     return selection
-
-
-def apply_suppressions(selection: Selection, suppressions: Sequence[Suppression]) -> int:
-    """Take out of ``selection`` the people suppressed in the ledger, from the lists each
-    suppression covers (an unsubscribe from one list keeps the others); counted in each
-    list's ``suppressed``. How many people are left out entirely."""
-    by_key: dict[str, list[Suppression]] = {}
-    for s in suppressions:
-        by_key.setdefault(s.email, []).append(s)
-    if not by_key:
-        return 0
-    kept: list[Recipient] = []
-    gone: dict[str, set[str]] = {}  # list -> address keys taken out of it
-    for r in selection.recipients:
-        key = address_key(r.email)
-        found = by_key.get(key)
-        if not found:
-            kept.append(r)
-            continue
-        lists = tuple(n for n in r.lists if not any(s.covers(n) for s in found))
-        for name in set(r.lists) - set(lists):
-            gone.setdefault(name, set()).add(key)
-        if lists:
-            kept.append(r if lists == r.lists else replace(r, lists=lists))
-    for name, keys in gone.items():
-        report = selection.reports[name]
-        report.recipients = [x for x in report.recipients if address_key(x.email) not in keys]
-        report.suppressed += len(keys)
-    dropped = len(selection.recipients) - len(kept)
-    selection.recipients[:] = kept
-    return dropped

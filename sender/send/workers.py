@@ -36,9 +36,9 @@ from typing import Any
 from ..clock import DAY, Clock, stamp
 from ..config import SmtpConfig
 from ..dkim import DkimError, signer_for
-from ..ledger import REHEARSAL, Ledger, LedgerError, PostgresLedger, Snapshot, open_ledger
+from ..ledger import REHEARSAL, Ledger, LedgerError, Snapshot, open_ledger
 from ..ledger.identity import known_as
-from ..ledger.postgres import Reaped, WorkerRecord
+from ..ledger.postgres import PostgresLedger, Reaped, WorkerRecord
 from ..problems import ProblemsError
 from ..recipient import address_key
 from ..transports import Outcome, Transport

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
-from ..message import Envelope
-
 # What the server said of one message ('unknown': it never answered after the data).
 State = Literal["sent", "deferred", "failed", "unknown"]
 # Where one person stands for one issue; the ledger's CHECK constraint is made from it.
@@ -41,6 +39,15 @@ class TransportError(Exception):
 
     The message is written for the comms officer and says what to change.
     """
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What SMTP needs besides the bytes: MAIL FROM, RCPT TO, and the id for the ledger."""
+
+    sender: str
+    recipient: str
+    message_id: str
 
 
 @dataclass(frozen=True)
