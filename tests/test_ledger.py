@@ -10,13 +10,15 @@ import email
 import email.policy
 import re
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import Cli, body
 from pg import Store
 
-from sender.ledger import Planned, SqliteLedger, by_list
+from sender.ledger import Planned, SqliteLedger, by_list, schema
 from sender.send import Eligibility
 from sender.transports import Outcome
 
@@ -191,3 +193,36 @@ def test_a_test_send_as_someone_not_on_the_list_is_refused(cli: Cli) -> None:
     result = cli("send", BLOG, "--test-to", "me@example.net", "--as-recipient", "x@example.org")
     assert result.exit_code == 2
     assert "x@example.org is not on" in result.output
+
+
+def test_two_programs_opening_a_new_ledger_at_once_take_each_step_once(tmp_path: Path) -> None:
+    """Two sends started together on a folder with no ledger both bring the new
+    file forward: the one that waited for the lock must not take the steps the
+    other took meanwhile (it said 'duplicate column name: scope' and stopped)."""
+    path = tmp_path / "ledger.sqlite"
+    first = sqlite3.connect(path, isolation_level=None, timeout=30)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.executescript(schema._V1)  # a new file, as both programs find it
+    first.execute("BEGIN IMMEDIATE")  # the first program is bringing it forward
+    second = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    outcome: list[object] = []
+    waiting = threading.Thread(target=lambda: outcome.append(_migrated(second)), daemon=True)
+    waiting.start()
+    time.sleep(0.5)  # the second has read the file's version and waits for the lock
+    assert waiting.is_alive()
+    for step in range(2, schema.VERSION + 1):
+        schema.STEPS[step](first)
+    first.execute(f"PRAGMA user_version = {schema.VERSION}")
+    first.execute("COMMIT")
+    waiting.join(30)
+    assert outcome == [[]], outcome  # the second found nothing left to do
+    assert second.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    first.close()
+    second.close()
+
+
+def _migrated(db: sqlite3.Connection) -> object:
+    try:
+        return schema.migrate(db)
+    except sqlite3.Error as exc:
+        return exc

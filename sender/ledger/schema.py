@@ -212,19 +212,28 @@ STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 
 def migrate(db: sqlite3.Connection) -> list[int]:
     """Bring the file to VERSION; the steps it took. Raises if the file is newer."""
     db.executescript(_V1)
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    version = _version(db)
     if version > VERSION:
         raise RuntimeError(f"version {version}")
     done: list[int] = []
     for step in range(max(version, 1) + 1, VERSION + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
-            STEPS[step](db)
-            db.execute(f"PRAGMA user_version = {step}")
+            # Read again under the lock: another program opening the same new file
+            # (two sends started together) may have taken this step while we waited.
+            took = _version(db) < step
+            if took:
+                STEPS[step](db)
+                db.execute(f"PRAGMA user_version = {step}")
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        done.append(step)
+        if took:
+            done.append(step)
     return done
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
