@@ -39,10 +39,12 @@ def use_relays(workspace: Path, *ports: int, **settings: Any) -> None:
     (workspace / "newsletter.toml").write_text(toml, encoding="utf-8")
 
 
-def relays_in_ledger(workspace: Path) -> dict[str, str]:
+def relays_in_ledger(workspace: Path, state: str = "sent") -> dict[str, str]:
     db = sqlite3.connect(workspace / "ledger.sqlite")
     try:
-        rows = db.execute("SELECT email, relay FROM deliveries WHERE state = 'sent'").fetchall()
+        rows = db.execute(
+            "SELECT email, relay FROM deliveries WHERE state = ?", (state,)
+        ).fetchall()
     finally:
         db.close()
     return dict(rows)
@@ -137,7 +139,12 @@ def test_a_relay_lost_during_the_send_hands_over_to_the_next(cli: Cli, workspace
             controller.stop()
     got = [rcpt[0] for _, rcpt, _ in first.messages] + [rcpt[0] for _, rcpt, _ in second.messages]
     assert len(first.messages) == 10 and len(second.messages) >= 1
-    assert sorted(got) == sorted(emails)  # everyone once, by one relay or the other
+    # A message whose data the first server had taken when it went away has no answer:
+    # 'unknown', never sent again by itself (it may have arrived), at most one per
+    # connection. Everyone else once, by one relay or the other.
+    unknown = sorted(relays_in_ledger(workspace, "unknown"))
+    assert len(unknown) <= 2, result.output  # the first relay's two connections
+    assert sorted(got + unknown) == sorted(emails), result.output
     assert result.exit_code in (0, 1), result.output  # a message caught mid-way may be deferred
     recorded = relays_in_ledger(workspace)
     assert {e for e, r in recorded.items() if r == f"127.0.0.1:{first_port}"} == {
