@@ -10,6 +10,7 @@ the connections' marks gather behind it.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -264,3 +265,57 @@ def test_a_snapshot_taken_again_counts_each_state_once(tmp_path: Path) -> None:
         f"p{i}@example.org" for i in (3, 4, 5, 6, 7)
     ]
     ledger.close()
+
+
+class Stopped(Exception):
+    """What Ctrl-C is to the main thread, sent by a signal at a chosen moment."""
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise Stopped
+
+
+def test_a_connection_stopped_while_leading_hands_the_commit_to_one_that_waits(
+    tmp_path: Path,
+) -> None:
+    """The main thread leads a commit and is stopped (a signal, as Ctrl-C) while it
+    waits for the database: its own mark goes with it, and a connection waiting behind
+    it leads instead, so nobody waits for a commit nobody will make."""
+    path = tmp_path / "l.sqlite"
+    ledger, send_id = ledger_for(path, 3)
+    holding, release = threading.Event(), threading.Event()
+
+    def busy() -> None:  # the database busy: the leader waits for it
+        with ledger._lock:
+            holding.set()
+            release.wait(30)
+
+    connections = Connections(ledger, send_id)
+
+    def others() -> None:
+        until(lambda: ledger.committing, "the main thread leading a commit")
+        connections.mark("p1@example.org")
+        connections.mark("p2@example.org")
+        until(lambda: ledger.waiting == 3, "two marks waiting behind the leader's")
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    holder = threading.Thread(target=busy, daemon=True)
+    holder.start()
+    assert holding.wait(30)
+    helper = threading.Thread(target=others, daemon=True)
+    old = signal.signal(signal.SIGUSR1, _stop)
+    try:
+        helper.start()
+        with pytest.raises(Stopped):
+            ledger.mark_sending("issue", "p0@example.org", send_id)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        release.set()
+    helper.join(30)
+    for thread in connections.threads:
+        thread.join(10)
+        assert not thread.is_alive(), "a waiting connection was never woken to lead"
+    assert connections.results == {"p1@example.org": True, "p2@example.org": True}
+    ledger.close()
+    found = states(path)
+    assert [found[f"p{i}@example.org"] for i in range(3)] == ["pending", "sending", "sending"]

@@ -454,12 +454,12 @@ class SqliteLedger:
             mark.woken.wait()  # committed, or asked to lead the next commit
             lead = not mark.done
         if lead:
-            self._lead()
+            self._lead(mark)
         if mark.error is not None:
             raise mark.error
         return mark.claimed
 
-    def _lead(self) -> None:
+    def _lead(self, mine: _Mark) -> None:
         """Commit every mark waiting (this thread's among them) and the answers, at once.
 
         The marks are taken under the database lock, and the answers after
@@ -483,6 +483,9 @@ class SqliteLedger:
                     m.error = error
                     m.done = True
                     m.woken.set()
+                if not mine.done:  # stopped before it took the marks (Ctrl-C, say)
+                    self._marks.remove(mine)
+                    mine.error, mine.done = error, True
                 if self._marks:
                     self._marks[0].woken.set()  # it leads the next commit
                 else:
