@@ -48,6 +48,14 @@ class ProblemsError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def raise_errors(problems: Iterable[Problem]) -> None:
+    """Raise ProblemsError with the errors among ``problems``, if there are any
+    (warnings alone never stop anything)."""
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ProblemsError(errors)
+
+
 class Severities:
     """``errors`` and ``warnings`` of anything holding problems."""
 

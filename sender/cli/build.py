@@ -9,7 +9,7 @@ import click
 from ..audiences import EVERYONE
 from ..build import write_variants
 from ..lint import placeholder_problems
-from ..problems import ProblemsError
+from ..problems import ProblemsError, raise_errors
 from ..render import Renderer, audience_sets
 from .common import InputError, console, count, open_workspace, show_problems
 
@@ -61,9 +61,7 @@ def command(ctx: click.Context, issue: Path, audiences: tuple[str, ...], out: Pa
                 param_hint="--audience",
             )
         # Placeholders build/ could only show as [field]: the same errors as check's.
-        wrong = placeholder_problems(loaded, ws.list_columns(), file=ws.display(issue))
-        if any(p.severity == "error" for p in wrong):
-            raise ProblemsError([p for p in wrong if p.severity == "error"])
+        raise_errors(placeholder_problems(loaded, ws.list_columns(), file=ws.display(issue)))
         # Pictures beside the pages, linked relatively: a browser shows them (cid: it cannot).
         variants = Renderer(ws.config, pictures="archive").variants(loaded, sets)
     except ProblemsError as exc:

@@ -18,7 +18,7 @@ from ..ledger import read_ledger
 from ..lint import picture_problems, placeholder_problems
 from ..lists import Selection, apply_suppressions, select
 from ..message import MessageTemplate, check_fields, send_date
-from ..problems import Problem, ProblemsError
+from ..problems import Problem, ProblemsError, raise_errors
 from ..recipient import Recipient
 from ..variant import Variant
 from ..workspace import Workspace
@@ -65,11 +65,13 @@ def plan_send(ws: Workspace, issue_path: Path, lists: Sequence[str]) -> SendPlan
         raise ProblemsError(unreadable)
     # A placeholder the send's lists have no column for, said where it is written.
     columns = ws.list_columns()
-    wrong = placeholder_problems(
-        issue, {n: columns[n] for n in selection.names if n in columns}, file=ws.display(issue_path)
+    raise_errors(
+        placeholder_problems(
+            issue,
+            {n: columns[n] for n in selection.names if n in columns},
+            file=ws.display(issue_path),
+        )
     )
-    if any(p.severity == "error" for p in wrong):
-        raise ProblemsError([p for p in wrong if p.severity == "error"])
     sets = list(dict.fromkeys(r.audiences for r in selection.recipients))
     variants = dict(zip(sets, ws.renderer.variants(issue, sets), strict=True))
     missing = check_fields(
@@ -80,15 +82,9 @@ def plan_send(ws: Workspace, issue_path: Path, lists: Sequence[str]) -> SendPlan
     )
     if missing:
         raise ProblemsError(missing)
-    too_big = [
-        p
-        for p in picture_problems(
-            issue, list(variants.values()), ws.config, file=ws.display(issue.path)
-        )
-        if p.severity == "error"
-    ]
-    if too_big:
-        raise ProblemsError(too_big)
+    raise_errors(
+        picture_problems(issue, list(variants.values()), ws.config, file=ws.display(issue.path))
+    )
     return SendPlan(issue, selection, variants, send_date(), selection.warnings)
 
 
