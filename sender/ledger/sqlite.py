@@ -99,13 +99,7 @@ class SqliteLedger:
         _private(path)
         # Worker threads report outcomes; one connection, one lock, short transactions.
         try:
-            self._db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a 'sent' row survives power loss, so it is never sent twice.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = _connect(path)
             migrate(self._db)
         except RuntimeError as exc:
             raise LedgerError(
@@ -173,12 +167,7 @@ class SqliteLedger:
         finally:
             copy.close()
         self._db.close()
-        self._db = sqlite3.connect(
-            target, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db = _connect(target)
         self.path = target
         self._identity = _file_identity(target)
         if self._heartbeat is not None:  # the hold is renewed in the file kept, too
@@ -791,6 +780,17 @@ def _stale(holder: Holder, after: float) -> bool:
 
 def _is_full(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "full" in str(exc)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """The ledger's connection: worker threads report outcomes on it (one lock, short
+    transactions), in WAL mode."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    # FULL: a 'sent' row survives power loss, so it is never sent twice.
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
