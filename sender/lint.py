@@ -185,11 +185,17 @@ def heading_problems(issue: Issue, *, file: str) -> list[Problem]:
 _ALWAYS = frozenset({"email", "name"})
 
 
+def _section(key: str) -> int | None:
+    """The index of the section a text's key is in ('sections[2].body': 2), or None."""
+    if key.startswith("sections["):
+        return int(key[len("sections[") : key.index("]")])
+    return None
+
+
 def _text_name(key: str) -> str:
     """How a message names the text at ``key``: 'section 3', 'the greeting'."""
-    if key.startswith("sections["):
-        return f"section {int(key[9 : key.index(']')]) + 1}"
-    return "the " + key.replace("_", "-")
+    n = _section(key)
+    return f"section {n + 1}" if n is not None else "the " + key.replace("_", "-")
 
 
 def _placeholder_finding(
@@ -220,7 +226,7 @@ def _placeholder_finding(
         having = [n for n in reach if n not in lacking]
         one = len(lacking) == 1
         hint = f"give it a default, as {default}"
-        if key.startswith("sections["):
+        if _section(key) is not None:
             hint += (
                 f", or send {what} to {', '.join(having)} only (audiences: [{', '.join(having)}])"
             )
@@ -249,9 +255,10 @@ def placeholder_problems(
     seen: set[tuple[str, str]] = set()
     for key, text in issue.texts():
         reach = sorted(columns)
-        if key.startswith("sections["):
-            wanted = issue.sections[int(key[9 : key.index("]")])].audiences
-            reach = [n for n in reach if not wanted or n in wanted]
+        section = _section(key)
+        if section is not None:
+            wanted = issue.sections[section].audiences
+            reach = [name for name in reach if not wanted or name in wanted]
         if not reach:
             continue
         there = set(_ALWAYS).union(*(columns[n] for n in reach))
