@@ -119,3 +119,16 @@ def test_a_command_imports_no_other_commands_module(
     commands = {m for m in imported if m.startswith("sender.cli.")}
     assert f"sender.cli.{own}" in commands
     assert commands <= {f"sender.cli.{own}", "sender.cli.common"}
+
+
+def test_lists_loads_neither_the_renderer_nor_the_send_nor_the_database_ledger(
+    workspace: Path,
+) -> None:
+    """Reading the lists needs the settings, the lists and the ledger's suppressions: not
+    the renderer (Jinja, Markdown), the message stage, the send or the PostgreSQL ledger,
+    which once came with the ledger's types and with apply_suppressions."""
+    imported = modules_after(workspace, "lists")
+    assert "sender.lists" in imported and "sender.ledger" in imported
+    slow = {"sender.render", "sender.message", "sender.send", "sender.ledger.postgres"}
+    assert not (imported & slow), imported & slow
+    assert not {m for m in imported if m.split(".")[0] in ("jinja2", "markdown_it", "yaml")}
